@@ -1,0 +1,84 @@
+-- The raw contract as warehouse tables. Ingest validates every landing row against
+-- docs/raw_contract.md; rows that pass land here, the others in raw.quarantine.
+create schema if not exists raw;
+create schema if not exists audit;
+
+create table if not exists raw.customers (
+    customer_id        bigint primary key,
+    signup_date        date not null,
+    region             text not null,
+    age_band           text,
+    preferred_channel  text check (preferred_channel in ('email', 'app_push', 'sms'))
+);
+
+create table if not exists raw.products (
+    product_id    bigint primary key,
+    product_name  text not null,
+    category      text not null,
+    brand         text,
+    list_price    numeric(12, 2) not null check (list_price > 0),
+    unit_cost     numeric(12, 2) not null check (unit_cost > 0)
+);
+
+create table if not exists raw.orders (
+    order_id     bigint primary key,
+    customer_id  bigint references raw.customers (customer_id),  -- null: guest checkout
+    ordered_at   timestamp not null,
+    channel      text not null check (channel in ('web', 'app', 'store'))
+);
+
+create table if not exists raw.order_lines (
+    order_id         bigint not null references raw.orders (order_id),
+    line_number      integer not null,
+    product_id       bigint not null references raw.products (product_id),
+    quantity         integer not null check (quantity <> 0),   -- negative: a return
+    unit_list_price  numeric(12, 2) not null check (unit_list_price > 0),
+    unit_paid_price  numeric(12, 2) not null check (unit_paid_price >= 0),
+    promotion_id     bigint,
+    primary key (order_id, line_number)
+);
+
+create table if not exists raw.promotions (
+    promotion_id    bigint primary key,
+    product_id      bigint not null references raw.products (product_id),
+    start_date      date not null,
+    end_date        date not null,
+    discount_depth  numeric(6, 4) not null check (discount_depth >= 0 and discount_depth < 1),
+    promo_type      text not null check (promo_type in ('price_cut', 'display', 'mailer', 'coupon')),
+    check (end_date >= start_date)
+);
+
+create table if not exists raw.inventory (
+    product_id     bigint not null references raw.products (product_id),
+    snapshot_date  date not null,
+    on_hand_units  integer not null check (on_hand_units >= 0),
+    primary key (product_id, snapshot_date)
+);
+
+create table if not exists raw.holidays (
+    holiday_date  date primary key,
+    holiday_name  text not null
+);
+
+create table if not exists raw.quarantine (
+    run_id          text not null,
+    table_name      text not null,
+    source_file     text not null,
+    source_line     integer,          -- 1-based line in the file, header is line 1
+    reason          text not null,    -- a reason code, e.g. 'null_key', 'orphan_order'
+    detail          text,
+    record          jsonb,
+    quarantined_at  timestamptz not null default now()
+);
+
+create table if not exists audit.ingest_runs (
+    run_id            text not null,
+    table_name        text not null,
+    source_file       text not null,
+    input_rows        bigint not null,
+    loaded_rows       bigint not null,
+    quarantined_rows  bigint not null,
+    loaded_at         timestamptz not null default now(),
+    primary key (run_id, table_name),
+    check (input_rows = loaded_rows + quarantined_rows)
+);

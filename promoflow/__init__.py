@@ -1,0 +1,1 @@
+"""Shared code for the promotion planning platform: settings, warehouse access, logging."""
