@@ -1,0 +1,41 @@
+# Two commands do everything: `make demo` and `make test`. See README.md.
+SHELL := /bin/bash
+PY := .venv/bin/python
+DATASET ?= demo
+PRESET ?= $(DATASET)
+SEED ?= 42
+# extra options for the weekly run, e.g. RUN_ARGS="--budget 8000 --max-discount 0.2"
+RUN_ARGS ?=
+
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: demo test setup services stop data weekly airflow lint clean
+
+demo: setup services data weekly ## set up everything and run the weekly flow on the demo data
+
+test: setup services ## run the whole test suite
+	$(PY) -m pytest tests -q
+
+setup: ## virtual environment with the pinned stack
+	@bash scripts/bootstrap.sh
+
+services: setup ## start the embedded PostgreSQL (port: PROMO_PG_PORT, default 55432)
+	@$(PY) -m promoflow.localpg start
+
+stop: ## stop the embedded PostgreSQL
+	@$(PY) -m promoflow.localpg stop
+
+data: setup ## generate the synthetic market (PRESET=tiny|demo) into the landing area
+	@$(PY) -m promoflow.local_run generate --preset $(PRESET) --seed $(SEED)
+
+weekly: setup services ## run the weekly DAG in-process on DATASET and print the plan summary
+	@$(PY) -m promoflow.local_run weekly --dataset $(DATASET) $(RUN_ARGS)
+
+airflow: setup services ## start the Airflow UI on http://localhost:8080 (trigger promo_weekly there)
+	@$(PY) -m promoflow.local_run airflow
+
+lint:
+	$(PY) -m ruff check .
+
+clean: stop ## remove the work folder (database, lake, models, runs)
+	rm -rf .local

@@ -1,0 +1,210 @@
+"""Run the platform on one machine: generate data, run the weekly DAG in-process, serve the UI.
+
+    python -m promoflow.local_run generate --preset demo
+    python -m promoflow.local_run weekly --dataset demo [--budget 5000 ...]
+    python -m promoflow.local_run airflow
+
+Airflow keeps its metadata in a database of the embedded PostgreSQL and its home in the work
+folder; the warehouse connection reaches the DAG as AIRFLOW_CONN_PROMO_WAREHOUSE.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+from promoflow.logs import setup_logging
+from promoflow.settings import PROJECT_ROOT, Settings, get_settings
+
+log = logging.getLogger("promoflow.local_run")
+
+DAG_ID = "promo_weekly"
+VENV_BIN = Path(sys.executable).parent
+
+
+def airflow_env(settings: Settings) -> dict[str, str]:
+    """Environment for Airflow commands and for the tasks they run."""
+    home = settings.work_dir / "airflow"
+    home.mkdir(parents=True, exist_ok=True)
+    pw = quote(settings.pg_password, safe="")
+    base = f"{quote(settings.pg_user, safe='')}:{pw}@{settings.pg_host}:{settings.pg_port}"
+    env = dict(os.environ)
+    env.update(
+        PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
+        AIRFLOW_HOME=str(home),
+        AIRFLOW__CORE__DAGS_FOLDER=str(PROJECT_ROOT / "dags"),
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        AIRFLOW__CORE__PARALLELISM=env.get("AIRFLOW__CORE__PARALLELISM", "4"),
+        AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT="120",
+        AIRFLOW__CORE__DAG_FILE_PROCESSOR_TIMEOUT="180",
+        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"postgresql+psycopg2://{base}/{settings.pg_db}_airflow",
+        AIRFLOW_CONN_PROMO_WAREHOUSE=f"postgres://{base}/{settings.pg_db}",
+        AIRFLOW__COSMOS__CACHE_DIR=str(settings.work_dir / "cosmos"),
+        AIRFLOW__COSMOS__ENABLE_TELEMETRY="False",
+        GX_ANALYTICS_ENABLED="False",
+        PROMO_WORK_DIR=str(settings.work_dir),
+        PROMO_PG_HOST=settings.pg_host,
+        PROMO_PG_PORT=str(settings.pg_port),
+        PROMO_PG_DB=settings.pg_db,
+        PROMO_PG_USER=settings.pg_user,
+        PROMO_PG_PASSWORD=settings.pg_password,
+        TMPDIR=str(settings.tmp_dir),
+        SPARK_LOCAL_IP="127.0.0.1",
+    )
+    settings.tmp_dir.mkdir(parents=True, exist_ok=True)
+    return env
+
+
+def _ensure_airflow_db(settings: Settings, env: dict[str, str]) -> None:
+    import psycopg2
+
+    conn = psycopg2.connect(host=settings.pg_host, port=settings.pg_port, dbname="postgres",
+                            user=settings.pg_user, password=settings.pg_password)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("select 1 from pg_database where datname = %s", (f"{settings.pg_db}_airflow",))
+        if cur.fetchone() is None:
+            cur.execute(f'create database "{settings.pg_db}_airflow"')
+    conn.close()
+    _timed("airflow db migrate", [str(VENV_BIN / "airflow"), "db", "migrate"], env, quiet=True)
+
+
+def dbt_parse(env: dict[str, str]) -> None:
+    """Write dbt_project/target/manifest.json, which the DAG renders without running dbt."""
+    project = PROJECT_ROOT / "dbt_project"
+    _timed("dbt parse", [str(VENV_BIN / "dbt"), "parse", "--project-dir", str(project),
+                         "--profiles-dir", str(project), "--quiet"], env, quiet=True)
+
+
+def _timed(label: str, cmd: list[str], env: dict[str, str], quiet: bool = False) -> float:
+    start = time.time()
+    result = subprocess.run(cmd, env=env, cwd=PROJECT_ROOT,
+                            capture_output=quiet, text=True)
+    elapsed = time.time() - start
+    if result.returncode != 0:
+        if quiet:
+            sys.stderr.write((result.stdout or "")[-4000:] + (result.stderr or "")[-4000:])
+        raise SystemExit(f"error: {label} failed (exit {result.returncode}); see the log above.")
+    log.info("%s done in %.1f s", label, elapsed)
+    return elapsed
+
+
+def prepare_airflow(settings: Settings) -> dict[str, str]:
+    env = airflow_env(settings)
+    _ensure_airflow_db(settings, env)
+    dbt_parse(env)
+    return env
+
+
+def run_weekly(conf: dict, settings: Settings | None = None) -> dict:
+    """Run the DAG once in-process (`airflow dags test`) and return the published plan."""
+    s = settings or get_settings()
+    env = prepare_airflow(s)
+    cmd = [str(VENV_BIN / "airflow"), "dags", "test", DAG_ID, "--conf", json.dumps(conf)]
+    _timed(f"DAG {DAG_ID}", cmd, env)
+    return published_summary(s, conf.get("plan_week") or None)
+
+
+def published_summary(settings: Settings, plan_week: str | None = None) -> dict:
+    from promoflow.warehouse import connect
+
+    with connect(settings) as conn, conn.cursor() as cur:
+        where = "plan_week = %s" if plan_week else "plan_week = (select max(plan_week) from published.plans)"
+        cur.execute(f"select run_id, plan_week, budget, products_promoted, promotion_cost, "
+                    f"expected_incremental_revenue, expected_incremental_profit, published_at "
+                    f"from published.plans where {where}", (plan_week,) if plan_week else None)
+        row = cur.fetchone()
+        if row is None:
+            raise SystemExit("error: the run finished but no plan is published; see the task logs above.")
+        keys = ["run_id", "plan_week", "budget", "products_promoted", "promotion_cost",
+                "expected_incremental_revenue", "expected_incremental_profit", "published_at"]
+        plan = dict(zip(keys, row))
+        cur.execute("select l.product_id, l.product_name, l.category, l.discount_depth, "
+                    "l.expected_incremental_profit from published.plan_lines l "
+                    "where l.run_id = %s order by l.expected_incremental_profit desc limit 5",
+                    (plan["run_id"],))
+        plan["top_lines"] = cur.fetchall()
+        cur.execute("select assignment, count(*) from published.plan_targets where run_id = %s "
+                    "group by assignment order by assignment", (plan["run_id"],))
+        plan["targets"] = dict(cur.fetchall())
+    return plan
+
+
+def print_summary(plan: dict, settings: Settings) -> None:
+    lines = [
+        "",
+        f"Published promotion plan for the week of {plan['plan_week']} (run {plan['run_id']})",
+        f"  products promoted:             {plan['products_promoted']}",
+        f"  budget used:                   {plan['promotion_cost']:,.2f} of {plan['budget']:,.2f}"
+        f" ({100 * plan['promotion_cost'] / plan['budget'] if plan['budget'] else 0:.0f}%)",
+        f"  expected incremental revenue:  {plan['expected_incremental_revenue']:,.2f}",
+        f"  expected incremental profit:   {plan['expected_incremental_profit']:,.2f}",
+        f"  customers targeted:            {plan['targets'].get('treatment', 0)} treatment, "
+        f"{plan['targets'].get('holdout', 0)} holdout",
+        "  top lines (product, category, discount, expected incremental profit):",
+    ]
+    for product_id, name, category, depth, profit in plan["top_lines"]:
+        lines.append(f"    {product_id:>6} {name or '':<28} {category:<16} {depth:>4.0%} {profit:>10,.2f}")
+    password_hint = "$(cat .local/pg/password)" if settings.work_dir == PROJECT_ROOT / ".local" else "$PROMO_PG_PASSWORD"
+    lines += [
+        "Query it:",
+        f"  PGPASSWORD={password_hint} psql -h {settings.pg_host} -p {settings.pg_port} "
+        f"-U {settings.pg_user} {settings.pg_db} -c 'select * from published.current_plan_lines'",
+        "",
+    ]
+    print("\n".join(lines))
+
+
+def serve_airflow(settings: Settings) -> None:
+    env = prepare_airflow(settings)
+    home = Path(env["AIRFLOW_HOME"])
+    print(f"Starting Airflow on http://localhost:8080 (user 'admin'; password in "
+          f"{home / 'simple_auth_manager_passwords.json.generated'} once started). Ctrl-C stops it.")
+    os.execvpe(str(VENV_BIN / "airflow"), [str(VENV_BIN / "airflow"), "standalone"], env)
+
+
+def main(argv: list[str] | None = None) -> int:
+    setup_logging()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    gen = sub.add_parser("generate", help="write a synthetic market into the landing area")
+    gen.add_argument("--preset", default="demo")
+    gen.add_argument("--seed", type=int, default=42)
+    weekly = sub.add_parser("weekly", help="run the weekly DAG in-process and print the plan")
+    weekly.add_argument("--dataset", default="demo")
+    weekly.add_argument("--plan-week", default="")
+    weekly.add_argument("--budget", type=float, default=5000.0)
+    weekly.add_argument("--max-discount", type=float, default=0.3)
+    weekly.add_argument("--margin-floor", type=float, default=0.05)
+    weekly.add_argument("--max-promos-per-category", type=int, default=5)
+    weekly.add_argument("--audience-size", type=int, default=200)
+    weekly.add_argument("--holdout-fraction", type=float, default=0.1)
+    weekly.add_argument("--epochs", type=int, default=0)
+    weekly.add_argument("--seed", type=int, default=42)
+    sub.add_parser("airflow", help="start the Airflow UI (standalone)")
+    args = parser.parse_args(argv)
+    settings = get_settings()
+    if args.command == "generate":
+        from synthetic.generate import generate
+
+        start = time.time()
+        counts = generate(preset=args.preset, out_dir=settings.landing_dir / args.preset,
+                          truth_dir=settings.ground_truth_dir / args.preset, seed=args.seed)
+        log.info("Generated %s market in %.1f s: %s", args.preset, time.time() - start, counts)
+    elif args.command == "weekly":
+        conf = {key: value for key, value in vars(args).items() if key != "command"}
+        print_summary(run_weekly(conf, settings), settings)
+    else:
+        serve_airflow(settings)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Publish: the plan and what an analyst needs to trust it, into the `published` schema."""

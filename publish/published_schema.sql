@@ -1,0 +1,87 @@
+-- Tables BI tools read. Every row carries the run that wrote it; a plan week holds one plan.
+create schema if not exists published;
+
+create table if not exists published.plans (
+    run_id                        text primary key,
+    plan_week                     date not null unique,
+    published_at                  timestamptz not null default now(),
+    dataset                       text not null,
+    budget                        double precision not null,
+    max_discount                  double precision not null,
+    margin_floor                  double precision not null,
+    max_promos_per_category       integer not null,
+    audience_size                 integer not null,
+    holdout_fraction              double precision not null,
+    products_considered           integer not null,
+    products_promoted             integer not null,
+    promotion_cost                double precision not null,
+    expected_incremental_revenue  double precision not null,
+    expected_incremental_profit   double precision not null,
+    solver_status                 text not null
+);
+
+create table if not exists published.plan_lines (
+    run_id                        text not null references published.plans (run_id) on delete cascade,
+    plan_week                     date not null,
+    product_id                    bigint not null,
+    product_name                  text,
+    category                      text not null,
+    list_price                    double precision not null,
+    unit_cost                     double precision not null,
+    discount_depth                double precision not null,
+    promo_price                   double precision not null,
+    on_hand_units                 integer not null,
+    baseline_units_p50            double precision not null,
+    units_p10                     double precision not null,
+    units_p50                     double precision not null,
+    units_p90                     double precision not null,
+    expected_units                double precision not null,
+    promotion_cost                double precision not null,
+    expected_incremental_revenue  double precision not null,
+    expected_incremental_profit   double precision not null,
+    binding_constraint            text not null,
+    primary key (run_id, product_id)
+);
+
+create table if not exists published.plan_targets (
+    run_id       text not null references published.plans (run_id) on delete cascade,
+    plan_week    date not null,
+    product_id   bigint not null,
+    customer_id  bigint not null,
+    score        double precision not null,
+    rank         integer not null,
+    assignment   text not null check (assignment in ('treatment', 'holdout')),
+    channel      text not null,
+    primary key (run_id, product_id, customer_id)
+);
+
+create table if not exists published.forecasts (
+    run_id          text not null references published.plans (run_id) on delete cascade,
+    plan_week       date not null,
+    product_id      bigint not null,
+    discount_depth  double precision not null,
+    units_p10       double precision not null,
+    units_p50       double precision not null,
+    units_p90       double precision not null,
+    primary key (run_id, product_id, discount_depth)
+);
+
+create table if not exists published.model_metrics (
+    run_id          text not null references published.plans (run_id) on delete cascade,
+    model           text not null,
+    metric          text not null,
+    model_value     double precision,
+    baseline        text not null,
+    baseline_value  double precision,
+    primary key (run_id, model, metric)
+);
+
+create or replace view published.current_plan as
+    select * from published.plans
+    where plan_week = (select max(plan_week) from published.plans);
+
+create or replace view published.current_plan_lines as
+    select l.* from published.plan_lines l join published.current_plan p using (run_id);
+
+create or replace view published.current_plan_targets as
+    select t.* from published.plan_targets t join published.current_plan p using (run_id);

@@ -1,0 +1,53 @@
+"""The DAG parses without errors, fast, and keeps its reviewed structure."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from promoflow.local_run import airflow_env, dbt_parse
+
+SNAPSHOT = Path(__file__).with_name("promo_weekly_structure.json")
+
+PARSE = r"""
+import json, time
+start = time.time()
+from airflow.dag_processing.dagbag import DagBag
+bag = DagBag(include_examples=False)
+elapsed = time.time() - start
+dag = bag.dags.get("promo_weekly")
+print(json.dumps({
+    "import_errors": {k: str(v) for k, v in bag.import_errors.items()},
+    "elapsed": elapsed,
+    "tags": sorted(dag.tags) if dag else None,
+    "retries": dag.default_args.get("retries") if dag else None,
+    "params": sorted(dag.params.keys()) if dag else None,
+    "tasks": sorted(dag.task_ids) if dag else None,
+    "edges": sorted(f"{t.task_id} -> {d}" for t in dag.tasks for d in sorted(t.downstream_task_ids)) if dag else None,
+}))
+"""
+
+
+@pytest.fixture(scope="module")
+def parsed(settings):
+    env = airflow_env(settings)
+    dbt_parse(env)
+    result = subprocess.run([sys.executable, "-c", PARSE], env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_dag_imports_without_errors(parsed):
+    assert parsed["import_errors"] == {}
+    assert parsed["tags"] == ["promotions", "weekly"]
+    assert parsed["retries"] == 0
+
+
+def test_dag_structure_matches_snapshot(parsed):
+    structure = {k: parsed[k] for k in ("params", "tasks", "edges")}
+    if not SNAPSHOT.exists():
+        SNAPSHOT.write_text(json.dumps(structure, indent=1) + "\n")
+    assert structure == json.loads(SNAPSHOT.read_text()), (
+        f"DAG structure changed; review and delete {SNAPSHOT.name} to re-record it")

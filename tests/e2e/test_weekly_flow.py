@@ -1,0 +1,75 @@
+"""The whole weekly DAG, in-process on the tiny market, checked through the published tables."""
+
+import pytest
+
+from promoflow.local_run import run_weekly
+from promoflow.warehouse import connect
+
+BUDGET = 400.0
+MARGIN_FLOOR = 0.05
+
+
+@pytest.fixture(scope="module")
+def published(settings, tiny_landing):
+    conf = {"dataset": tiny_landing.name, "plan_week": "", "budget": BUDGET, "max_discount": 0.3,
+            "margin_floor": MARGIN_FLOOR, "max_promos_per_category": 3, "audience_size": 30,
+            "holdout_fraction": 0.2, "epochs": 0, "seed": 42}
+    return run_weekly(conf, settings)
+
+
+def _rows(settings, sql, args=None):
+    with connect(settings) as conn, conn.cursor() as cur:
+        cur.execute(sql, args)
+        return cur.fetchall()
+
+
+@pytest.mark.integration
+def test_plan_is_published_and_within_budget(settings, published):
+    assert published["products_promoted"] > 0
+    assert published["promotion_cost"] <= BUDGET + 1e-6
+    run_id = published["run_id"]
+    (cost,) = _rows(settings, "select sum(promotion_cost) from published.plan_lines where run_id = %s",
+                    (run_id,))[0]
+    assert 0 < cost <= BUDGET + 1e-6
+    assert _rows(settings, "select count(*) from published.current_plan_lines")[0][0] == published["products_promoted"]
+
+
+@pytest.mark.integration
+def test_no_price_below_the_margin_floor(settings, published):
+    rows = _rows(settings, "select promo_price, unit_cost, discount_depth, list_price "
+                 "from published.plan_lines where run_id = %s", (published["run_id"],))
+    for promo_price, unit_cost, depth, list_price in rows:
+        assert (promo_price - unit_cost) / promo_price >= MARGIN_FLOOR - 1e-9
+        assert 0 < depth <= 0.3 + 1e-9
+        assert abs(promo_price - round(list_price * (1 - depth), 2)) < 0.011
+
+
+@pytest.mark.integration
+def test_treatment_and_holdout_are_disjoint(settings, published):
+    rows = _rows(settings, "select customer_id, assignment from published.plan_targets where run_id = %s",
+                 (published["run_id"],))
+    treated = {c for c, a in rows if a == "treatment"}
+    held = {c for c, a in rows if a == "holdout"}
+    assert treated and held
+    assert not treated & held
+
+
+@pytest.mark.integration
+def test_ingest_accounting_holds(settings, published, tiny_landing):
+    rows = _rows(settings, "select table_name, input_rows, loaded_rows, quarantined_rows "
+                 "from audit.ingest_runs where run_id = (select max(run_id) from audit.ingest_runs)")
+    assert {r[0] for r in rows} >= {"customers", "products", "orders", "order_lines", "promotions", "inventory"}
+    for table, input_rows, loaded, quarantined in rows:
+        assert input_rows == loaded + quarantined, table
+        with open(tiny_landing / f"{table}.csv", encoding="utf-8") as handle:
+            assert input_rows == sum(1 for _ in handle) - 1, table
+        assert _rows(settings, f"select count(*) from raw.{table}")[0][0] == loaded
+
+
+@pytest.mark.integration
+def test_models_are_logged_against_their_baselines(settings, published):
+    rows = _rows(settings, "select model, metric, model_value, baseline_value from published.model_metrics "
+                 "where run_id = %s", (published["run_id"],))
+    models = {r[0] for r in rows}
+    assert models == {"forecaster", "recommender"}
+    assert all(r[2] is not None and r[3] is not None for r in rows)

@@ -1,0 +1,112 @@
+"""The discount MIP and the targeting rules on small hand-made inputs."""
+
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from planning.optimize import candidate_table, plan_discounts
+from planning.params import PlanParamError, PlanParams
+from planning.targeting import target_customers
+
+WEEK = date(2026, 11, 16)
+
+
+def _market(n_products: int = 12, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    products = pd.DataFrame({
+        "product_id": np.arange(1, n_products + 1),
+        "product_name": [f"p{i}" for i in range(n_products)],
+        "category": [f"c{i % 3}" for i in range(n_products)],
+        "list_price": rng.uniform(10, 50, n_products).round(2),
+        "unit_cost": 0.0,
+        "on_hand_units": rng.integers(50, 500, n_products),
+    })
+    products["unit_cost"] = (products["list_price"] * rng.uniform(0.4, 0.7, n_products)).round(2)
+    rows = []
+    for p in products.itertuples():
+        base, elasticity = rng.uniform(10, 60), rng.uniform(1, 5)
+        for d in (0.0, 0.1, 0.2, 0.3, 0.4):
+            u = base * (1 - d) ** (-elasticity)
+            rows.append((p.product_id, WEEK, d, 0.7 * u, u, 1.3 * u))
+    forecasts = pd.DataFrame(rows, columns=["product_id", "week_start", "discount_depth",
+                                            "units_p10", "units_p50", "units_p90"])
+    return products, forecasts
+
+
+def test_plan_respects_budget_margin_and_category_limit():
+    products, forecasts = _market()
+    params = PlanParams(plan_week=WEEK, budget=300.0, max_discount=0.3, margin_floor=0.1,
+                        max_promos_per_category=2)
+    chosen = plan_discounts(forecasts, products, params)
+    assert len(chosen) == len(products)
+    promoted = chosen[chosen["discount_depth"] > 0]
+    assert not promoted.empty
+    assert promoted["promotion_cost"].sum() <= 300.0 + 1e-6
+    margin = (promoted["promo_price"] - promoted["unit_cost"]) / promoted["promo_price"]
+    assert (margin >= 0.1 - 1e-9).all()
+    assert promoted["discount_depth"].max() <= 0.3 + 1e-9
+    assert promoted.groupby("category").size().max() <= 2
+    assert (promoted["incremental_profit"] > 0).all()
+
+
+def test_mip_beats_or_matches_greedy_by_profit_per_cost():
+    products, forecasts = _market(n_products=30, seed=3)
+    params = PlanParams(plan_week=WEEK, budget=500.0, max_promos_per_category=30, margin_floor=0.0)
+    cand = candidate_table(forecasts, products, params)
+    chosen = plan_discounts(forecasts, products, params)
+    # greedy: best ratio first, one level per product
+    promo = cand[(cand["discount_depth"] > 0) & (cand["incremental_profit"] > 0)].copy()
+    promo["ratio"] = promo["incremental_profit"] / promo["promotion_cost"]
+    spent, profit, used = 0.0, 0.0, set()
+    for row in promo.sort_values("ratio", ascending=False).itertuples():
+        if row.product_id not in used and spent + row.promotion_cost <= 500.0:
+            used.add(row.product_id)
+            spent += row.promotion_cost
+            profit += row.incremental_profit
+    assert chosen["incremental_profit"].sum() >= profit - 1e-6
+
+
+def test_zero_budget_promotes_nothing():
+    products, forecasts = _market()
+    chosen = plan_discounts(forecasts, products, PlanParams(plan_week=WEEK, budget=0.0))
+    assert (chosen["discount_depth"] == 0).all()
+
+
+def test_stock_caps_expected_units():
+    products, forecasts = _market()
+    products["on_hand_units"] = 5
+    cand = candidate_table(forecasts, products, PlanParams(plan_week=WEEK))
+    assert (cand["expected_units"] <= 5).all()
+    # with every level capped at the same units, a discount only loses money
+    chosen = plan_discounts(forecasts, products, PlanParams(plan_week=WEEK, budget=1e6))
+    assert (chosen["discount_depth"] == 0).all()
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"budget": -1.0}, "budget"),
+    ({"max_discount": 1.5}, "max_discount"),
+    ({"holdout_fraction": 1.0}, "holdout_fraction"),
+    ({"plan_week": date(2026, 11, 17)}, "Monday"),
+])
+def test_bad_params_are_refused(kwargs, message):
+    with pytest.raises(PlanParamError, match=message):
+        PlanParams(**{"plan_week": WEEK, **kwargs})
+
+
+def test_targeting_holdout_is_disjoint_and_deterministic():
+    lines = pd.DataFrame({"product_id": [1, 2], "discount_depth": [0.2, 0.1]})
+    recs = pd.DataFrame([(p, c, 1.0 / (r + 1), r + 1) for p in (1, 2, 3)
+                         for r, c in enumerate(range(100, 400))],
+                        columns=["product_id", "customer_id", "score", "rank"])
+    customers = pd.DataFrame({"customer_id": range(100, 400), "preferred_channel": "sms"})
+    a = target_customers(lines, recs, customers, WEEK, 50, 0.2, seed=7)
+    b = target_customers(lines, recs, customers, WEEK, 50, 0.2, seed=7)
+    pd.testing.assert_frame_equal(a, b)
+    assert set(a["product_id"]) == {1, 2}
+    assert a.groupby("product_id").size().max() == 50
+    treated = set(a.loc[a["assignment"] == "treatment", "customer_id"])
+    held = set(a.loc[a["assignment"] == "holdout", "customer_id"])
+    assert held and treated and not (held & treated)
+    assert 0.05 < len(held) / len(treated | held) < 0.4
