@@ -65,7 +65,7 @@ create table if not exists raw.quarantine (
     table_name      text not null,
     source_file     text not null,
     source_line     integer,          -- 1-based line in the file, header is line 1
-    reason          text not null,    -- a reason code, e.g. 'null_key', 'orphan_order'
+    reason          text not null,    -- a reason code from docs/raw_contract.md, e.g. 'orphan_order'
     detail          text,
     record          jsonb,
     quarantined_at  timestamptz not null default now()

@@ -1,0 +1,1 @@
+"""Ingest: landing files in the raw contract -> raw tables, quarantine and audit."""

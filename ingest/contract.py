@@ -1,0 +1,186 @@
+"""The raw contract as data: tables, columns, types, keys and row rules (docs/raw_contract.md).
+
+ingest/raw_schema.sql is the same contract as warehouse DDL; tests check the two agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+#: Reason codes written to raw.quarantine, in the order rows are checked (first failure wins).
+REASONS = {
+    "bad_format": "the line has a different number of fields than the header",
+    "null_required": "a required column is empty",
+    "bad_type": "a value does not parse as the column's type",
+    "not_allowed": "a value is not one of the column's allowed values",
+    "out_of_range": "a value breaks a range rule",
+    "duplicate_key": "the primary key repeats an earlier valid row (the first is kept)",
+    "orphan_customer": "orders.customer_id is not a loaded customer",
+    "orphan_order": "order_lines.order_id is not a loaded order",
+    "orphan_product": "product_id is not a loaded product",
+}
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    kind: str  # bigint | integer | text | date | timestamp | numeric
+    required: bool = False
+    allowed: tuple[str, ...] | None = None
+    scale: int | None = None  # numeric: digits after the point
+    max_abs: float | None = None  # numeric: largest absolute value the column holds
+
+
+@dataclass(frozen=True)
+class RangeRule:
+    """Rows where `violates(frame)` is True break the rule; frame holds parsed values."""
+
+    column: str
+    violates: Callable[[pd.DataFrame], pd.Series]
+    message: str
+
+
+@dataclass(frozen=True)
+class ForeignKey:
+    column: str
+    parent: str
+    parent_column: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    columns: tuple[Column, ...]
+    primary_key: tuple[str, ...]
+    foreign_keys: tuple[ForeignKey, ...] = ()
+    ranges: tuple[RangeRule, ...] = field(default_factory=tuple)
+    required_file: bool = True
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+
+def _money(name: str, required: bool = True) -> Column:
+    return Column(name, "numeric", required=required, scale=2, max_abs=1e10)
+
+
+TABLES: tuple[TableSpec, ...] = (
+    TableSpec(
+        "customers",
+        (
+            Column("customer_id", "bigint", required=True),
+            Column("signup_date", "date", required=True),
+            Column("region", "text", required=True),
+            Column("age_band", "text"),
+            Column("preferred_channel", "text", allowed=("email", "app_push", "sms")),
+        ),
+        primary_key=("customer_id",),
+    ),
+    TableSpec(
+        "products",
+        (
+            Column("product_id", "bigint", required=True),
+            Column("product_name", "text", required=True),
+            Column("category", "text", required=True),
+            Column("brand", "text"),
+            _money("list_price"),
+            _money("unit_cost"),
+        ),
+        primary_key=("product_id",),
+        ranges=(
+            RangeRule("list_price", lambda f: f["list_price"] <= 0, "must be > 0"),
+            RangeRule("unit_cost", lambda f: f["unit_cost"] <= 0, "must be > 0"),
+        ),
+    ),
+    TableSpec(
+        "holidays",
+        (
+            Column("holiday_date", "date", required=True),
+            Column("holiday_name", "text", required=True),
+        ),
+        primary_key=("holiday_date",),
+        required_file=False,
+    ),
+    TableSpec(
+        "orders",
+        (
+            Column("order_id", "bigint", required=True),
+            Column("customer_id", "bigint"),
+            Column("ordered_at", "timestamp", required=True),
+            Column("channel", "text", required=True, allowed=("web", "app", "store")),
+        ),
+        primary_key=("order_id",),
+        foreign_keys=(ForeignKey("customer_id", "customers", "customer_id", "orphan_customer"),),
+    ),
+    TableSpec(
+        "order_lines",
+        (
+            Column("order_id", "bigint", required=True),
+            Column("line_number", "integer", required=True),
+            Column("product_id", "bigint", required=True),
+            Column("quantity", "integer", required=True),
+            _money("unit_list_price"),
+            _money("unit_paid_price"),
+            Column("promotion_id", "bigint"),
+        ),
+        primary_key=("order_id", "line_number"),
+        foreign_keys=(
+            ForeignKey("order_id", "orders", "order_id", "orphan_order"),
+            ForeignKey("product_id", "products", "product_id", "orphan_product"),
+        ),
+        ranges=(
+            RangeRule("line_number", lambda f: f["line_number"] < 1, "must be >= 1"),
+            RangeRule("quantity", lambda f: f["quantity"] == 0, "must not be 0"),
+            RangeRule("unit_list_price", lambda f: f["unit_list_price"] <= 0, "must be > 0"),
+            RangeRule("unit_paid_price", lambda f: f["unit_paid_price"] < 0, "must be >= 0"),
+        ),
+    ),
+    TableSpec(
+        "promotions",
+        (
+            Column("promotion_id", "bigint", required=True),
+            Column("product_id", "bigint", required=True),
+            Column("start_date", "date", required=True),
+            Column("end_date", "date", required=True),
+            Column("discount_depth", "numeric", required=True, scale=4, max_abs=100.0),
+            Column(
+                "promo_type",
+                "text",
+                required=True,
+                allowed=("price_cut", "display", "mailer", "coupon"),
+            ),
+        ),
+        primary_key=("promotion_id",),
+        foreign_keys=(ForeignKey("product_id", "products", "product_id", "orphan_product"),),
+        ranges=(
+            RangeRule(
+                "discount_depth",
+                lambda f: (f["discount_depth"] < 0) | (f["discount_depth"] >= 1),
+                "must be in [0, 1)",
+            ),
+            RangeRule(
+                "end_date",
+                lambda f: f["end_date"] < f["start_date"],
+                "must not be before start_date",
+            ),
+        ),
+    ),
+    TableSpec(
+        "inventory",
+        (
+            Column("product_id", "bigint", required=True),
+            Column("snapshot_date", "date", required=True),
+            Column("on_hand_units", "integer", required=True),
+        ),
+        primary_key=("product_id", "snapshot_date"),
+        foreign_keys=(ForeignKey("product_id", "products", "product_id", "orphan_product"),),
+        ranges=(RangeRule("on_hand_units", lambda f: f["on_hand_units"] < 0, "must be >= 0"),),
+    ),
+)
+
+TABLES_BY_NAME = {t.name: t for t in TABLES}

@@ -1,0 +1,511 @@
+"""Landing files -> `raw` tables, `raw.quarantine` and `audit.ingest_runs`.
+
+    python -m ingest.load --source DIR --run-id ID
+
+A full snapshot load: every row of every landing file is validated against the raw contract
+(docs/raw_contract.md) with pandas; valid rows replace the previous contents of the raw tables
+and invalid rows go to raw.quarantine with a reason code, all in one transaction, so a failure
+leaves the previous raw data in place. Re-running a run_id replaces that run's quarantine and
+audit rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import psycopg2
+
+from ingest.contract import TABLES, Column, TableSpec
+from promoflow import warehouse
+from promoflow.settings import Settings, get_settings
+
+log = logging.getLogger("ingest.load")
+
+SCHEMA_SQL = Path(__file__).with_name("raw_schema.sql")
+_INT_PATTERN = r"[+-]?\d{1,18}"
+_NUMBER_PATTERN = r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d{1,3})?"
+_DATE_PATTERN = r"\d{4}-\d{2}-\d{2}"
+_TIMESTAMP_PATTERN = r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?"
+STRING = pd.StringDtype("pyarrow")
+_INT32_MAX = 2**31 - 1
+
+
+class IngestError(RuntimeError):
+    """The landing files cannot be loaded at all (missing file, missing column, unreadable)."""
+
+
+@dataclass
+class Landed:
+    """One landing file as text (null for empty), the source line of each row, bad lines."""
+
+    source_file: str
+    values: pd.DataFrame
+    lines: np.ndarray
+    bad_format: list[tuple[int, list[str]]]
+
+
+@dataclass
+class Checked:
+    """A validated table: the valid rows as text, their parsed keys, and quarantine rows."""
+
+    spec: TableSpec
+    source_file: str
+    loaded: pd.DataFrame
+    keys: pd.DataFrame
+    quarantine: pd.DataFrame
+    input_rows: int
+
+
+# --- reading --------------------------------------------------------------------------------
+def _strings(frame: pd.DataFrame) -> pd.DataFrame:
+    """Arrow-backed strings, surrounding whitespace stripped, empty values null."""
+    out = {}
+    for name in frame.columns:
+        text = frame[name].astype(STRING).str.strip()
+        out[name] = text.mask(text == "")
+    return pd.DataFrame(out, index=pd.RangeIndex(len(frame)))
+
+
+def _decode(path: Path) -> str:
+    try:
+        return path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise IngestError(
+            f"{path.name} is not valid UTF-8 (byte {exc.start}); re-export it as UTF-8."
+        ) from None
+
+
+def _header(path: Path, text: str, spec: TableSpec) -> list[str]:
+    first = text.split("\n", 1)[0].rstrip("\r")
+    if not first.strip():
+        raise IngestError(
+            f"{path.name} has no header line; its first line must name the "
+            f"columns {', '.join(spec.column_names)}."
+        )
+    header = [h.strip() for h in next(csv.reader([first]))]
+    _check_header(path.name, header, spec)
+    return header
+
+
+def _read_csv(path: Path, spec: TableSpec) -> Landed:
+    """Parse with pyarrow; every non-empty physical line is one record unless values hold
+    line breaks, in which case the exact (slower) csv-module reader numbers the lines."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.csv as pacsv
+
+    text = _decode(path)
+    header = _header(path, text, spec)
+    invalid: list[tuple[int, str]] = []
+
+    def on_invalid(row) -> str:
+        invalid.append((row.number, row.text))
+        return "skip"
+
+    try:
+        table = pacsv.read_csv(
+            pa.py_buffer(text.encode("utf-8")),
+            read_options=pacsv.ReadOptions(use_threads=False, column_names=header, skip_rows=1),
+            parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
+            convert_options=pacsv.ConvertOptions(
+                column_types={name: pa.string() for name in header},
+                null_values=[""],
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=True,
+                include_columns=spec.column_names,
+            ),
+        )
+    except pa.ArrowException as exc:
+        raise IngestError(f"{path.name} is not readable as CSV ({exc}); fix the file.") from None
+    if '"' in text and any(
+        pc.any(pc.match_substring(table.column(c), "\n")).as_py() for c in spec.column_names
+    ):
+        return _read_csv_exact(path, text, header, spec)
+    lengths = np.fromiter(map(len, text.replace("\r\n", "\n").split("\n")), dtype=np.int64)
+    non_empty = np.flatnonzero(lengths > 0) + 1
+    # pyarrow numbers rows among non-empty lines, the header being row 1
+    good_rows = np.setdiff1d(np.arange(2, len(non_empty) + 1), [n for n, _ in invalid])
+    frame = table.to_pandas(types_mapper={pa.string(): STRING}.get)
+    return Landed(
+        path.name,
+        _strings(frame),
+        non_empty[np.asarray(good_rows, dtype=int) - 1],
+        [(int(non_empty[n - 1]), next(csv.reader([t]), [])) for n, t in invalid],
+    )
+
+
+def _read_csv_exact(path: Path, text: str, header: list[str], spec: TableSpec) -> Landed:
+    """The csv module: exact source lines also when quoted values span several lines."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    next(reader)
+    records: list[list[str]] = []
+    lines: list[int] = []
+    previous = reader.line_num
+    for record in reader:
+        if record:
+            records.append(record)
+            lines.append(previous + 1)
+        previous = reader.line_num
+    width = len(header)
+    good = [i for i, r in enumerate(records) if len(r) == width]
+    frame = pd.DataFrame([records[i] for i in good], columns=header, dtype=object)
+    frame = frame.loc[:, ~frame.columns.duplicated()][spec.column_names]
+    return Landed(
+        path.name,
+        _strings(frame),
+        np.asarray([lines[i] for i in good], dtype=np.int64),
+        [(lines[i], r) for i, r in enumerate(records) if len(r) != width],
+    )
+
+
+def _read_parquet(path: Path, spec: TableSpec) -> Landed:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise IngestError(
+            f"{path.name} is not a readable Parquet file ({exc}); fix the file."
+        ) from None
+    _check_header(path.name, table.column_names, spec)
+    frame = pd.DataFrame(
+        {
+            name: table.column(name)
+            .cast(pa.string())
+            .to_pandas(types_mapper={pa.string(): STRING}.get)
+            for name in spec.column_names
+        }
+    )
+    return Landed(path.name, _strings(frame), np.arange(1, len(frame) + 1), [])
+
+
+def _check_header(file_name: str, header: list[str], spec: TableSpec) -> None:
+    missing = [c for c in spec.column_names if c not in header]
+    if missing:
+        raise IngestError(
+            f"{file_name} lacks the column(s) {', '.join(missing)} that the raw contract "
+            f"requires ({', '.join(spec.column_names)}); add them to the file."
+        )
+    extra = [c for c in header if c not in spec.column_names]
+    if extra:
+        log.warning("%s: ignoring columns not in the raw contract: %s", file_name, ", ".join(extra))
+
+
+def read_landing(source_dir: Path, spec: TableSpec) -> Landed | None:
+    """Read <table>.csv (or <table>.parquet); None when an optional table has no file."""
+    csv_path = source_dir / f"{spec.name}.csv"
+    parquet_path = source_dir / f"{spec.name}.parquet"
+    if csv_path.exists():
+        return _read_csv(csv_path, spec)
+    if parquet_path.exists():
+        return _read_parquet(parquet_path, spec)
+    if spec.required_file:
+        raise IngestError(
+            f"{csv_path} is missing; every landing folder needs {spec.name}.csv "
+            "(see docs/raw_contract.md)."
+        )
+    return None
+
+
+# --- validation -----------------------------------------------------------------------------
+def _cast(values: pd.Series, pattern: str, arrow_type) -> pd.Series:
+    """Values matching the pattern cast with pyarrow (fast), the others null."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    text = pa.array(values.array)
+    matching = pc.if_else(
+        pc.match_substring_regex(text, f"^{pattern}$"), text, pa.scalar(None, text.type)
+    )
+    unsigned = pc.replace_substring_regex(matching, r"^\+", "")
+    cast = pc.cast(unsigned, arrow_type)
+    mapper = {pa.int64(): pd.Int64Dtype(), pa.float64(): pd.Float64Dtype()}.get
+    return pd.Series(cast.to_pandas(types_mapper=mapper), index=values.index)
+
+
+def _parse(values: pd.Series, column: Column) -> tuple[pd.Series, pd.Series]:
+    """(parsed values, mask of non-null values that do not parse)."""
+    import pyarrow as pa
+
+    present = values.notna()
+    if column.kind in ("bigint", "integer"):
+        parsed = _cast(values, _INT_PATTERN, pa.int64())
+        if column.kind == "integer":
+            parsed = parsed.mask((parsed.abs() > _INT32_MAX).fillna(False))
+    elif column.kind == "numeric":
+        number = _cast(values, _NUMBER_PATTERN, pa.float64())
+        parsed = pd.Series(number.to_numpy(dtype=float, na_value=np.nan), index=values.index)
+        parsed = parsed.where(np.isfinite(parsed)).round(column.scale or 0)
+        parsed = parsed.where(parsed.abs() < (column.max_abs or np.inf))
+    elif column.kind == "date":
+        ok = values.str.fullmatch(_DATE_PATTERN).fillna(False).astype(bool)
+        parsed = pd.to_datetime(values.where(ok), format="%Y-%m-%d", errors="coerce")
+    elif column.kind == "timestamp":
+        ok = values.str.fullmatch(_TIMESTAMP_PATTERN).fillna(False).astype(bool)
+        parsed = pd.to_datetime(values.where(ok), format="ISO8601", errors="coerce")
+    else:
+        parsed = values
+    return parsed, present & parsed.isna()
+
+
+def _flag(
+    reason: np.ndarray,
+    detail: np.ndarray,
+    mask,
+    code: str,
+    message: Callable[[np.ndarray], list[str]] | str,
+) -> None:
+    """Give rows in mask without a reason yet this code and a detail (the first reason wins)."""
+    rows = np.flatnonzero(np.asarray(mask, dtype=bool) & (reason == None))
+    if len(rows):
+        reason[rows] = code
+        detail[rows] = message(rows) if callable(message) else message
+
+
+def _shown(values: pd.Series, rows: np.ndarray) -> list[str]:
+    return [
+        repr(v)[:60] if v is not None else "null"
+        for v in values.iloc[rows].astype(object).where(values.iloc[rows].notna(), None)
+    ]
+
+
+def validate(
+    landed: Landed, spec: TableSpec, parent_keys: dict[str, pd.Index], run_id: str
+) -> Checked:
+    """Check every row of one table; parent_keys holds the loaded keys of earlier tables."""
+    raw = landed.values
+    n = len(raw)
+    reason = np.full(n, None, dtype=object)
+    detail = np.full(n, None, dtype=object)
+    parsed = pd.DataFrame(index=raw.index)
+
+    def says(column: str, text: str) -> Callable[[np.ndarray], list[str]]:
+        return lambda rows: [f"{column}={v} {text}" for v in _shown(raw[column], rows)]
+
+    for column in spec.columns:
+        if column.required:
+            _flag(
+                reason, detail, raw[column.name].isna(), "null_required", f"{column.name} is empty"
+            )
+    for column in spec.columns:
+        parsed[column.name], bad = _parse(raw[column.name], column)
+        _flag(reason, detail, bad, "bad_type", says(column.name, f"is not a valid {column.kind}"))
+    for column in spec.columns:
+        if column.allowed:
+            outside = raw[column.name].notna() & ~raw[column.name].isin(column.allowed)
+            _flag(
+                reason,
+                detail,
+                outside,
+                "not_allowed",
+                says(column.name, f"is not one of {', '.join(column.allowed)}"),
+            )
+    for rule in spec.ranges:
+        broken = rule.violates(parsed).fillna(False).astype(bool)
+        _flag(reason, detail, broken, "out_of_range", says(rule.column, rule.message))
+
+    valid_so_far = reason == None
+    duplicated = np.zeros(n, dtype=bool)
+    duplicated[valid_so_far] = (
+        parsed[valid_so_far].duplicated(list(spec.primary_key), keep="first").to_numpy()
+    )
+    key = ", ".join(spec.primary_key)
+    _flag(
+        reason,
+        detail,
+        duplicated,
+        "duplicate_key",
+        lambda rows: [
+            f"({key}) = ({', '.join(map(str, k))}) repeats an earlier row"
+            for k in raw.iloc[rows][list(spec.primary_key)].itertuples(index=False)
+        ],
+    )
+
+    for fk in spec.foreign_keys:
+        values = parsed[fk.column]
+        orphan = (values.notna() & ~values.isin(parent_keys[fk.parent])).to_numpy(dtype=bool)
+        _flag(reason, detail, orphan, fk.reason, says(fk.column, f"is not in {fk.parent}"))
+
+    bad = reason != None
+    bad_rows = np.flatnonzero(bad)
+    records = raw.iloc[bad_rows].astype(object).to_json(orient="records", lines=True)
+    quarantine = pd.DataFrame(
+        {
+            "run_id": run_id,
+            "table_name": spec.name,
+            "source_file": landed.source_file,
+            "source_line": np.concatenate(
+                [landed.lines[bad_rows], [line for line, _ in landed.bad_format]]
+            ).astype(np.int64),
+            "reason": list(reason[bad_rows]) + ["bad_format"] * len(landed.bad_format),
+            "detail": list(detail[bad_rows])
+            + [
+                f"{len(fields)} fields, the header has {len(spec.column_names)}"
+                for _, fields in landed.bad_format
+            ],
+            "record": [r for r in records.split("\n") if r][: len(bad_rows)]
+            + [json.dumps({"fields": fields}) for _, fields in landed.bad_format],
+        }
+    ).sort_values("source_line", kind="stable")
+    return Checked(
+        spec,
+        landed.source_file,
+        raw[~bad].reset_index(drop=True),
+        parsed.loc[~bad, list(spec.primary_key)].reset_index(drop=True),
+        quarantine,
+        n + len(landed.bad_format),
+    )
+
+
+def _empty_checked(spec: TableSpec) -> Checked:
+    empty = pd.DataFrame({c: pd.Series(dtype=object) for c in spec.column_names})
+    quarantine = pd.DataFrame(
+        columns=["run_id", "table_name", "source_file", "source_line", "reason", "detail", "record"]
+    )
+    return Checked(spec, "(none)", empty, empty[list(spec.primary_key)], quarantine, 0)
+
+
+# --- loading --------------------------------------------------------------------------------
+def _execute(cur, statement: str, what: str, data: io.StringIO | None = None) -> None:
+    try:
+        if data is None:
+            cur.execute(statement)
+        else:
+            cur.copy_expert(statement, data)
+    except psycopg2.Error as exc:
+        message = " ".join(str(exc.pgerror or exc).split())
+        raise IngestError(
+            f"{what} failed ({message}); the raw tables were left unchanged."
+        ) from None
+
+
+def _load(cur, table: str, columns: list[str], frame: pd.DataFrame) -> None:
+    """COPY a frame into a table; valid rows go as their (validated) landing text."""
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False, header=False, na_rep="", lineterminator="\n")
+    buffer.seek(0)
+    _execute(
+        cur,
+        f"copy {table} ({', '.join(columns)}) from stdin with (format csv, null '')",
+        f"Loading {table}",
+        buffer,
+    )
+
+
+def run_ingest(
+    source_dir: Path, run_id: str, settings: Settings | None = None
+) -> dict[str, dict[str, int]]:
+    """Validate and load every landing file of source_dir; counts per table."""
+    settings = settings or get_settings()
+    source_dir = Path(source_dir)
+    if not source_dir.is_dir():
+        raise IngestError(
+            f"Landing folder {source_dir} does not exist; pass the folder that "
+            "holds the <table>.csv files."
+        )
+    started = time.perf_counter()
+    parent_keys: dict[str, pd.Index] = {}
+    checked_tables: list[Checked] = []
+    for spec in TABLES:
+        landed = read_landing(source_dir, spec)
+        if landed is None:
+            log.warning(
+                "%s: no %s.csv in %s; the table will be empty", spec.name, spec.name, source_dir
+            )
+            checked = _empty_checked(spec)
+        else:
+            checked = validate(landed, spec, parent_keys, run_id)
+        if len(spec.primary_key) == 1:
+            parent_keys[spec.name] = pd.Index(checked.keys[spec.primary_key[0]])
+        checked_tables.append(checked)
+    validated = time.perf_counter()
+
+    counts: dict[str, dict[str, int]] = {}
+    with warehouse.connect(settings) as conn, conn.cursor() as cur:
+        cur.execute(SCHEMA_SQL.read_text())
+        # Foreign keys are re-created after the load: one bulk check instead of one per row.
+        cur.execute(
+            "select conrelid::regclass::text, conname, pg_get_constraintdef(oid) "
+            "from pg_constraint where contype = 'f' "
+            "and connamespace = 'raw'::regnamespace order by 1, 2"
+        )
+        foreign_keys = cur.fetchall()
+        for relation, name, _ in foreign_keys:
+            cur.execute(f'alter table {relation} drop constraint "{name}"')
+        cur.execute("truncate " + ", ".join(f"raw.{t.name}" for t in reversed(TABLES)))
+        cur.execute("delete from raw.quarantine where run_id = %s", (run_id,))
+        cur.execute("delete from audit.ingest_runs where run_id = %s", (run_id,))
+        for checked in checked_tables:
+            name = checked.spec.name
+            loaded, quarantined = len(checked.loaded), len(checked.quarantine)
+            if loaded + quarantined != checked.input_rows:
+                raise IngestError(
+                    f"{name}: {checked.input_rows} input rows but {loaded} loaded "
+                    f"and {quarantined} quarantined; this is a bug in ingest."
+                )
+            _load(cur, f"raw.{name}", checked.spec.column_names, checked.loaded)
+            if quarantined:
+                _load(cur, "raw.quarantine", list(checked.quarantine.columns), checked.quarantine)
+            cur.execute(
+                "insert into audit.ingest_runs (run_id, table_name, source_file, input_rows, "
+                "loaded_rows, quarantined_rows) values (%s, %s, %s, %s, %s, %s)",
+                (run_id, name, checked.source_file, checked.input_rows, loaded, quarantined),
+            )
+            counts[name] = {
+                "input": checked.input_rows,
+                "loaded": loaded,
+                "quarantined": quarantined,
+            }
+            log.info(
+                "%s: input=%d loaded=%d quarantined=%d",
+                name,
+                checked.input_rows,
+                loaded,
+                quarantined,
+            )
+        for relation, name, definition in foreign_keys:
+            _execute(
+                cur,
+                f'alter table {relation} add constraint "{name}" {definition}',
+                f"checking {relation} {name}",
+            )
+    log.info(
+        "Ingest run %s from %s done in %.1fs (validation %.1fs)",
+        run_id,
+        source_dir,
+        time.perf_counter() - started,
+        validated - started,
+    )
+    return counts
+
+
+def main(argv: list[str] | None = None) -> int:
+    from promoflow.logs import setup_logging
+
+    setup_logging()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--source", required=True, type=Path, help="landing folder")
+    parser.add_argument("--run-id", required=True, help="id of this load (audit, quarantine)")
+    args = parser.parse_args(argv)
+    try:
+        run_ingest(args.source, args.run_id)
+    except (IngestError, warehouse.WarehouseUnavailable) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Seeded synthetic market: landing files in the raw contract plus ground truth."""

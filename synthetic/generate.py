@@ -1,0 +1,596 @@
+"""Seeded synthetic e-commerce market: landing files in the raw contract plus ground truth.
+
+    python -m synthetic.generate --preset tiny|demo --out DIR --truth DIR --seed N
+
+The market (see synthetic/market.py for the demand formula): products in categories with
+list prices and costs, per-product base demand, per-category seasonality, holiday lifts and
+price elasticity, random past promotions, customers with category tastes and a discount
+sensitivity, guest orders, returns and one inventory snapshot at the end of history.
+Demand is drawn per product and week, then split into order lines and allocated to customers
+and orders, all with numpy. Same seed, same bytes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from synthetic.market import (
+    CATEGORY_NAMES,
+    HISTORY_END,
+    HOLIDAY_BASE_LIFT,
+    PRESETS,
+    Preset,
+    expected_units,
+    holiday_calendar,
+    holiday_lift_matrix,
+    iso_week,
+)
+
+log = logging.getLogger("synthetic.generate")
+
+PROMO_DEPTHS = np.array([0.10, 0.15, 0.20, 0.25, 0.30, 0.35, 0.40])
+PROMO_TYPES = np.array(["price_cut", "display", "mailer"])
+PROMO_TYPE_PROBS = [0.6, 0.25, 0.15]
+PROMO_START_PROB = 0.05  # per product and week
+PROMO_HOLIDAY_FACTOR = 2.5  # promotions are more frequent in holiday weeks
+NB_SHAPE = 4.0  # gamma-Poisson shape: smaller is noisier
+NEW_LINE_PROB = 0.75  # each further unit starts a new line with this probability
+GUEST_SHARE = 0.07
+RETURN_SHARE = 0.04
+WEEKDAY_WEIGHTS = np.array([0.13, 0.13, 0.13, 0.14, 0.15, 0.17, 0.15])
+REGIONS = np.array(["north", "south", "east", "west", "central"])
+AGE_BANDS = np.array(["18-24", "25-34", "35-44", "45-54", "55-64", "65+"])
+CONTACT_CHANNELS = np.array(["email", "app_push", "sms", ""])
+ORDER_CHANNELS = np.array(["web", "app", "store"])
+BRANDS = np.array(
+    [
+        "Acme",
+        "Nordic",
+        "Luma",
+        "Vertex",
+        "Orchid",
+        "Kestrel",
+        "Pioneer",
+        "Zenith",
+        "Harbor",
+        "Maple",
+        "Quill",
+        "Solace",
+    ]
+)
+ADJECTIVES = np.array(["Classic", "Pro", "Lite", "Plus", "Mini", "Max", "Eco", "Prime"])
+
+TABLE_COLUMNS: dict[str, list[str]] = {
+    "customers": ["customer_id", "signup_date", "region", "age_band", "preferred_channel"],
+    "products": ["product_id", "product_name", "category", "brand", "list_price", "unit_cost"],
+    "orders": ["order_id", "customer_id", "ordered_at", "channel"],
+    "order_lines": [
+        "order_id",
+        "line_number",
+        "product_id",
+        "quantity",
+        "unit_list_price",
+        "unit_paid_price",
+        "promotion_id",
+    ],
+    "promotions": [
+        "promotion_id",
+        "product_id",
+        "start_date",
+        "end_date",
+        "discount_depth",
+        "promo_type",
+    ],
+    "inventory": ["product_id", "snapshot_date", "on_hand_units"],
+    "holidays": ["holiday_date", "holiday_name"],
+}
+
+
+class GenerateError(ValueError):
+    pass
+
+
+def _money(values: np.ndarray) -> np.ndarray:
+    return np.char.mod("%.2f", np.round(values, 2))
+
+
+def _write_csv(df: pd.DataFrame, path: Path) -> None:
+    df.to_csv(path, index=False, lineterminator="\n", encoding="utf-8")
+
+
+def _categories(rng: np.random.Generator, preset: Preset) -> pd.DataFrame:
+    n = preset.categories
+    return pd.DataFrame(
+        {
+            "category": CATEGORY_NAMES[:n],
+            "elasticity": rng.uniform(1.5, 4.0, n),
+            "season_amplitude": rng.uniform(0.1, 0.45, n),
+            "season_peak_week": rng.integers(1, 53, n),
+            "price_scale": np.exp(rng.normal(np.log(30.0), 0.7, n)),
+        }
+    )
+
+
+def _seasonality(cats: pd.DataFrame) -> np.ndarray:
+    """Multiplier [category, iso week 0..53] (index 0 unused), mean 1 over weeks 1-52."""
+    weeks = np.arange(54)
+    amp = cats["season_amplitude"].to_numpy()[:, None]
+    peak = cats["season_peak_week"].to_numpy()[:, None]
+    raw = np.exp(amp * np.cos(2 * np.pi * (weeks[None, :] - peak) / 52.0))
+    return raw / raw[:, 1:53].mean(axis=1, keepdims=True)
+
+
+def _holiday_lifts(rng: np.random.Generator, cats: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for holiday, base in HOLIDAY_BASE_LIFT.items():
+        factors = rng.uniform(0.3, 1.5, len(cats))
+        rows += [(c, holiday, 1.0 + base * f) for c, f in zip(cats["category"], factors)]
+    return pd.DataFrame(rows, columns=["category", "holiday_name", "lift"])
+
+
+def _products(rng: np.random.Generator, preset: Preset, cats: pd.DataFrame) -> pd.DataFrame:
+    n = preset.products
+    cat_idx = rng.permutation(np.arange(n) % preset.categories)
+    raw_price = cats["price_scale"].to_numpy()[cat_idx] * np.exp(rng.normal(0.0, 0.5, n))
+    list_price = np.maximum(np.floor(raw_price), 1.0) + 0.99
+    margin = rng.uniform(0.2, 0.6, n)
+    unit_cost = np.maximum(np.round(list_price * (1.0 - margin), 2), 0.01)
+    elasticity = np.clip(
+        cats["elasticity"].to_numpy()[cat_idx] + rng.normal(0.0, 0.25, n), 1.2, 4.5
+    )
+    base_units = np.exp(rng.normal(np.log(preset.base_units_median), 0.8, n))
+    brand = BRANDS[rng.integers(0, len(BRANDS), n)].astype(object)
+    brand[rng.random(n) < 0.05] = ""
+    adjective = ADJECTIVES[rng.integers(0, len(ADJECTIVES), n)]
+    ids = np.arange(n) + 10001
+    category = np.array(cats["category"])[cat_idx]
+    names = [f"{b or 'Generic'} {c} {a} {i}" for b, c, a, i in zip(brand, category, adjective, ids)]
+    return pd.DataFrame(
+        {
+            "product_id": ids,
+            "product_name": names,
+            "category": category,
+            "cat_idx": cat_idx,
+            "brand": brand,
+            "list_price": list_price,
+            "unit_cost": unit_cost,
+            "elasticity": elasticity,
+            "base_weekly_units": base_units,
+        }
+    )
+
+
+def _customers(
+    rng: np.random.Generator, preset: Preset, history_start: dt.date, n_categories: int
+) -> pd.DataFrame:
+    n = preset.customers
+    history_days = (HISTORY_END - history_start).days + 1
+    before = rng.random(n) < 0.6
+    offset = np.where(before, -rng.integers(1, 3 * 365, n), rng.integers(0, history_days, n))
+    signup = np.sort(np.datetime64(history_start) + offset.astype("timedelta64[D]"))
+    taste = rng.dirichlet(np.full(n_categories, 0.4), n)
+    return pd.DataFrame(
+        {
+            "customer_id": np.arange(1, n + 1),
+            "signup_date": signup,
+            "region": REGIONS[rng.choice(len(REGIONS), n, p=[0.22, 0.22, 0.2, 0.2, 0.16])],
+            "age_band": np.where(
+                rng.random(n) < 0.06,
+                "",
+                AGE_BANDS[rng.choice(len(AGE_BANDS), n, p=[0.12, 0.27, 0.24, 0.18, 0.12, 0.07])],
+            ),
+            "preferred_channel": CONTACT_CHANNELS[rng.choice(4, n, p=[0.45, 0.3, 0.12, 0.13])],
+            "discount_sensitivity": rng.beta(2.0, 5.0, n),
+            "activity": np.exp(rng.normal(0.0, 0.8, n)),
+            "taste": list(taste),
+            "channel_probs": list(rng.dirichlet([3.0, 2.0, 1.0], n)),
+        }
+    )
+
+
+def _promotions(rng: np.random.Generator, week_is_holiday: np.ndarray, n_products: int):
+    """Non-overlapping 1-2 week promotions: depth [P, W], promotion index [P, W], table rows."""
+    n_weeks = len(week_is_holiday)
+    depth = np.zeros((n_products, n_weeks))
+    promo_idx = np.full((n_products, n_weeks), -1)
+    remaining = np.zeros(n_products, dtype=int)
+    rows: list[tuple[np.ndarray, int, np.ndarray, np.ndarray, np.ndarray]] = []
+    for w in range(n_weeks):
+        prob = PROMO_START_PROB * (PROMO_HOLIDAY_FACTOR if week_is_holiday[w] else 1.0)
+        u = rng.random(n_products)
+        duration = np.where(rng.random(n_products) < 0.7, 1, 2)
+        level = rng.integers(0, len(PROMO_DEPTHS), n_products)
+        kind = rng.choice(len(PROMO_TYPES), n_products, p=PROMO_TYPE_PROBS)
+        start = (remaining == 0) & (u < prob)
+        duration = np.minimum(duration, n_weeks - w)
+        products = np.flatnonzero(start)
+        rows.append(
+            (products, w, duration[products], PROMO_DEPTHS[level[products]], kind[products])
+        )
+        remaining[start] = duration[start]
+        active = remaining > 0
+        remaining[active] -= 1
+    counter = 0
+    for products, w, durations, depths, kinds in rows:
+        for k in range(len(products)):
+            p, d = products[k], durations[k]
+            depth[p, w : w + d] = depths[k]
+            promo_idx[p, w : w + d] = counter
+            counter += 1
+    table = pd.DataFrame(
+        {
+            "product": np.concatenate([r[0] for r in rows]),
+            "week": np.concatenate([np.full(len(r[0]), r[1]) for r in rows]),
+            "duration": np.concatenate([r[2] for r in rows]),
+            "discount_depth": np.concatenate([r[3] for r in rows]),
+            "promo_type": PROMO_TYPES[np.concatenate([r[4] for r in rows])],
+        }
+    )
+    return depth, promo_idx, table
+
+
+def _assign_customers(
+    rng: np.random.Generator,
+    customers: pd.DataFrame,
+    line_cat: np.ndarray,
+    line_promo: np.ndarray,
+    line_day: np.ndarray,
+    n_categories: int,
+) -> np.ndarray:
+    """Customer index per line (-1 for none eligible), drawn by taste, activity and promo pull."""
+    signup = customers["signup_date"].to_numpy().astype("datetime64[D]")
+    n_eligible = np.searchsorted(signup, line_day, side="right")
+    taste = np.stack(customers["taste"].to_numpy())
+    activity = customers["activity"].to_numpy()
+    pull = 1.0 + 4.0 * customers["discount_sensitivity"].to_numpy()
+    out = np.full(len(line_cat), -1)
+    for c in range(n_categories):
+        for promo in (False, True):
+            idx = np.flatnonzero((line_cat == c) & (line_promo == promo) & (n_eligible > 0))
+            if len(idx) == 0:
+                continue
+            cdf = np.cumsum(activity * taste[:, c] * (pull if promo else 1.0))
+            totals = cdf[n_eligible[idx] - 1]
+            drawn = np.searchsorted(cdf, rng.random(len(idx)) * totals, side="right")
+            out[idx] = np.minimum(drawn, n_eligible[idx] - 1)
+    return out
+
+
+def generate(preset: str, out_dir: Path, truth_dir: Path, seed: int = 42) -> dict[str, int]:
+    """Write the landing files to out_dir and the ground truth to truth_dir; rows per table."""
+    if preset not in PRESETS:
+        raise GenerateError(f"Unknown preset '{preset}'; choose one of {', '.join(PRESETS)}.")
+    started = time.perf_counter()
+    cfg = PRESETS[preset]
+    out_dir, truth_dir = Path(out_dir), Path(truth_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    truth_dir.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+
+    history_start = HISTORY_END - dt.timedelta(days=7 * cfg.weeks - 1)
+    week_starts = [history_start + dt.timedelta(days=7 * k) for k in range(cfg.weeks)]
+    week_of_year = np.array([iso_week(w) for w in week_starts])
+
+    cats = _categories(rng, cfg)
+    categories = list(cats["category"])
+    season = _seasonality(cats)
+    lifts = _holiday_lifts(rng, cats)
+    products = _products(rng, cfg, cats)
+    customers = _customers(rng, cfg, history_start, cfg.categories)
+
+    # --- product-week demand ---------------------------------------------------------------
+    hol = holiday_lift_matrix(lifts, categories, week_starts)  # [C, W]
+    depth, promo_idx, promos = _promotions(rng, (hol != 1.0).any(axis=0), cfg.products)
+    cat_idx = products["cat_idx"].to_numpy()
+    mu = expected_units(
+        products["base_weekly_units"].to_numpy()[:, None],
+        products["elasticity"].to_numpy()[:, None],
+        season[cat_idx][:, week_of_year],
+        hol[cat_idx],
+        depth,
+    )
+    units = rng.poisson(mu * rng.gamma(NB_SHAPE, 1.0 / NB_SHAPE, mu.shape))
+
+    # --- units -> lines (consecutive units of a product-week share a line) ------------------
+    flat_units = units.ravel()
+    unit_pw = np.repeat(np.arange(flat_units.size), flat_units)
+    new_line = rng.random(unit_pw.size) < NEW_LINE_PROB
+    new_line[np.r_[0, np.flatnonzero(np.diff(unit_pw)) + 1]] = True
+    line_of_unit = np.cumsum(new_line) - 1
+    line_pw = unit_pw[new_line]
+    line_qty = np.bincount(line_of_unit)
+    line_product = line_pw // cfg.weeks
+    line_week = line_pw % cfg.weeks
+    n_lines = line_pw.size
+    weekday = rng.choice(7, n_lines, p=WEEKDAY_WEIGHTS)
+    line_day = np.datetime64(history_start) + (7 * line_week + weekday).astype("timedelta64[D]")
+    line_promo = depth.ravel()[line_pw] > 0
+
+    customer_idx = _assign_customers(
+        rng, customers, cat_idx[line_product], line_promo, line_day, cfg.categories
+    )
+    guest = (rng.random(n_lines) < GUEST_SHARE) | (customer_idx < 0)
+    customer_idx[guest] = -1
+
+    # --- lines -> orders: one order per customer and day, each guest line its own order ----
+    day_number = (line_day - np.datetime64(history_start)).astype(int)
+    order_key = np.where(
+        guest, -(np.arange(n_lines) + 1), customer_idx.astype(np.int64) * 10_000 + day_number
+    )
+    lines = pd.DataFrame(
+        {
+            "order_key": order_key,
+            "product": line_product,
+            "pw": line_pw,
+            "quantity": line_qty,
+            "customer": customer_idx,
+            "day": day_number,
+        }
+    )
+    lines = lines.groupby(["order_key", "product"], sort=True, as_index=False).agg(
+        pw=("pw", "first"),
+        quantity=("quantity", "sum"),
+        customer=("customer", "first"),
+        day=("day", "first"),
+    )
+    orders = lines.groupby("order_key", sort=True, as_index=False).agg(
+        customer=("customer", "first"), day=("day", "first")
+    )
+    channel_cum = np.cumsum(np.stack(customers["channel_probs"].to_numpy()), axis=1)
+    guest_cum = np.array([0.6, 0.8, 1.0])
+    probs = np.where(
+        (orders["customer"] >= 0).to_numpy()[:, None],
+        channel_cum[orders["customer"].clip(lower=0)],
+        guest_cum,
+    )
+    orders["channel"] = (rng.random(len(orders))[:, None] > probs).sum(axis=1).clip(max=2)
+    orders["seconds"] = rng.integers(7 * 3600, 23 * 3600, len(orders))
+    orders["is_return"] = False
+
+    # --- returns: a later order with the negated quantity at the original prices -----------
+    sold = lines.merge(orders[["order_key", "channel"]], on="order_key")
+    picked = sold[rng.random(len(sold)) < RETURN_SHARE].copy()
+    picked["day"] = picked["day"] + rng.integers(3, 31, len(picked))
+    picked["quantity"] = -(1 + (rng.random(len(picked)) * picked["quantity"]).astype(int))
+    picked = picked[picked["day"] < 7 * cfg.weeks]
+    picked["order_key"] = -(10**12) - np.arange(len(picked))
+    return_orders = picked[["order_key", "customer", "day", "channel"]].copy()
+    return_orders["seconds"] = rng.integers(9 * 3600, 21 * 3600, len(return_orders))
+    return_orders["is_return"] = True
+    orders = pd.concat([orders, return_orders], ignore_index=True)
+    lines = pd.concat([lines, picked[lines.columns]], ignore_index=True)
+
+    orders["ts"] = orders["day"] * 86400 + orders["seconds"]
+    orders = orders.sort_values(["ts", "order_key"], kind="stable").reset_index(drop=True)
+    orders["order_id"] = np.arange(1, len(orders) + 1)
+    lines = lines.merge(orders[["order_key", "order_id"]], on="order_key")
+    lines = lines.sort_values(["order_id", "product"], kind="stable").reset_index(drop=True)
+    lines["line_number"] = lines.groupby("order_id").cumcount() + 1
+
+    # --- promotions table --------------------------------------------------------------------
+    promos = promos.reset_index(drop=True)
+    promos["start"] = np.datetime64(history_start) + (7 * promos["week"]).to_numpy().astype(
+        "timedelta64[D]"
+    )
+    promos = promos.sort_values(["start", "product"], kind="stable")
+    promo_id_of_index = np.empty(len(promos), dtype=np.int64)
+    promo_id_of_index[promos.index.to_numpy()] = np.arange(1, len(promos) + 1)
+    promos = promos.reset_index(drop=True)
+    promos["promotion_id"] = np.arange(1, len(promos) + 1)
+
+    # --- write the landing files ---------------------------------------------------------
+    list_price = products["list_price"].to_numpy()
+    pw = lines["pw"].to_numpy()
+    p = lines["product"].to_numpy()
+    line_depth = depth.ravel()[pw]
+    line_promo_idx = promo_idx.ravel()[pw]
+    base_ts = np.datetime64(history_start, "s")
+    tables: dict[str, pd.DataFrame] = {
+        "customers": pd.DataFrame(
+            {
+                "customer_id": customers["customer_id"],
+                "signup_date": customers["signup_date"].dt.strftime("%Y-%m-%d"),
+                "region": customers["region"],
+                "age_band": customers["age_band"],
+                "preferred_channel": customers["preferred_channel"],
+            }
+        ),
+        "products": pd.DataFrame(
+            {
+                "product_id": products["product_id"],
+                "product_name": products["product_name"],
+                "category": products["category"],
+                "brand": products["brand"],
+                "list_price": _money(list_price),
+                "unit_cost": _money(products["unit_cost"]),
+            }
+        ),
+        "orders": pd.DataFrame(
+            {
+                "order_id": orders["order_id"],
+                "customer_id": np.where(
+                    orders["customer"] >= 0, (orders["customer"] + 1).astype(str), ""
+                ),
+                "ordered_at": pd.Series(
+                    base_ts + orders["ts"].to_numpy().astype("timedelta64[s]")
+                ).dt.strftime("%Y-%m-%d %H:%M:%S"),
+                "channel": ORDER_CHANNELS[orders["channel"].to_numpy()],
+            }
+        ),
+        "order_lines": pd.DataFrame(
+            {
+                "order_id": lines["order_id"],
+                "line_number": lines["line_number"],
+                "product_id": products["product_id"].to_numpy()[p],
+                "quantity": lines["quantity"],
+                "unit_list_price": _money(list_price[p]),
+                "unit_paid_price": _money(list_price[p] * (1.0 - line_depth)),
+                "promotion_id": np.where(
+                    line_promo_idx >= 0,
+                    promo_id_of_index[np.maximum(line_promo_idx, 0)].astype(str),
+                    "",
+                ),
+            }
+        ),
+        "promotions": pd.DataFrame(
+            {
+                "promotion_id": promos["promotion_id"],
+                "product_id": products["product_id"].to_numpy()[promos["product"]],
+                "start_date": promos["start"].dt.strftime("%Y-%m-%d"),
+                "end_date": (
+                    promos["start"] + pd.to_timedelta(7 * promos["duration"] - 1, unit="D")
+                ).dt.strftime("%Y-%m-%d"),
+                "discount_depth": np.char.mod("%.4f", promos["discount_depth"].to_numpy()),
+                "promo_type": promos["promo_type"],
+            }
+        ),
+        "inventory": _inventory(rng, products, units, HISTORY_END),
+        "holidays": holiday_calendar(history_start.year, HISTORY_END.year + 1).assign(
+            holiday_date=lambda d: pd.to_datetime(d["holiday_date"]).dt.strftime("%Y-%m-%d")
+        ),
+    }
+    counts = {}
+    for name, df in tables.items():
+        assert list(df.columns) == TABLE_COLUMNS[name], name
+        _write_csv(df, out_dir / f"{name}.csv")
+        counts[name] = len(df)
+
+    _write_truth(
+        truth_dir,
+        preset,
+        seed,
+        cfg,
+        history_start,
+        cats,
+        season,
+        lifts,
+        products,
+        customers,
+        counts,
+    )
+    log.info(
+        "Generated preset %s (seed %s) in %.1fs: %s",
+        preset,
+        seed,
+        time.perf_counter() - started,
+        ", ".join(f"{k}={v}" for k, v in counts.items()),
+    )
+    return counts
+
+
+def _inventory(
+    rng: np.random.Generator, products: pd.DataFrame, units: np.ndarray, snapshot: dt.date
+) -> pd.DataFrame:
+    """On hand around 1.5-6 weeks of recent demand, about 10% of products nearly out."""
+    n = len(products)
+    recent = units[:, -4:].mean(axis=1) + 0.5
+    cover = np.where(rng.random(n) < 0.1, rng.uniform(0.0, 0.5, n), rng.uniform(1.5, 6.0, n))
+    return pd.DataFrame(
+        {
+            "product_id": products["product_id"],
+            "snapshot_date": snapshot.isoformat(),
+            "on_hand_units": np.round(recent * cover).astype(int),
+        }
+    )
+
+
+def _write_truth(
+    truth_dir: Path,
+    preset: str,
+    seed: int,
+    cfg: Preset,
+    history_start: dt.date,
+    cats: pd.DataFrame,
+    season: np.ndarray,
+    lifts: pd.DataFrame,
+    products: pd.DataFrame,
+    customers: pd.DataFrame,
+    counts: dict[str, int],
+) -> None:
+    categories = list(cats["category"])
+    _write_csv(
+        products[
+            ["product_id", "category", "base_weekly_units", "elasticity", "list_price", "unit_cost"]
+        ].round(6),
+        truth_dir / "products_truth.csv",
+    )
+    woy = np.arange(1, 54)
+    _write_csv(
+        pd.DataFrame(
+            {
+                "category": np.repeat(categories, len(woy)),
+                "week_of_year": np.tile(woy, len(categories)),
+                "multiplier": season[:, 1:].ravel().round(6),
+            }
+        ),
+        truth_dir / "seasonality_truth.csv",
+    )
+    _write_csv(lifts.round(6), truth_dir / "holiday_lifts_truth.csv")
+    taste = np.stack(customers["taste"].to_numpy())
+    cust = pd.DataFrame(
+        {
+            "customer_id": customers["customer_id"],
+            "discount_sensitivity": customers["discount_sensitivity"],
+            "activity": customers["activity"],
+            "favourite_category": np.array(categories)[taste.argmax(axis=1)],
+        }
+    )
+    for c, name in enumerate(categories):
+        cust[f"taste_{name}"] = taste[:, c]
+    _write_csv(cust.round(6), truth_dir / "customers_truth.csv")
+    _write_csv(cats.round(6), truth_dir / "categories_truth.csv")
+    params = {
+        "preset": preset,
+        "seed": seed,
+        "sizes": cfg.__dict__,
+        "history_start": history_start.isoformat(),
+        "history_end": HISTORY_END.isoformat(),
+        "plan_week": (HISTORY_END + dt.timedelta(days=1)).isoformat(),
+        "demand": "base_weekly_units * seasonality[category, iso_week] * holiday_lift"
+        "[category, holidays in week] * (1 - discount_depth) ** (-elasticity)",
+        "noise": {"kind": "gamma-poisson", "shape": NB_SHAPE},
+        "promotions": {
+            "start_prob": PROMO_START_PROB,
+            "holiday_factor": PROMO_HOLIDAY_FACTOR,
+            "depths": PROMO_DEPTHS.tolist(),
+            "types": PROMO_TYPES.tolist(),
+            "type_probs": PROMO_TYPE_PROBS,
+        },
+        "holiday_base_lift": HOLIDAY_BASE_LIFT,
+        "guest_share": GUEST_SHARE,
+        "return_share": RETURN_SHARE,
+        "customer_promo_pull": "1 + 4 * discount_sensitivity",
+        "rows": counts,
+    }
+    (truth_dir / "generator.json").write_text(json.dumps(params, indent=2, sort_keys=True) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    from promoflow.logs import setup_logging
+
+    setup_logging()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", required=True, help=f"one of: {', '.join(PRESETS)}")
+    parser.add_argument("--out", required=True, type=Path, help="landing folder to write")
+    parser.add_argument("--truth", required=True, type=Path, help="ground-truth folder to write")
+    parser.add_argument("--seed", type=int, default=42)
+    args = parser.parse_args(argv)
+    try:
+        generate(args.preset, args.out, args.truth, args.seed)
+    except GenerateError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

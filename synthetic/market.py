@@ -1,0 +1,128 @@
+"""The demand model of the synthetic market, shared by the generator and the truth oracle.
+
+Expected weekly units of a product are
+
+    base_weekly_units * seasonality[category, iso_week] * holiday_lift[category, week]
+        * (1 - discount_depth) ** (-elasticity)
+
+where the holiday lift multiplies the lifts of every holiday whose date falls in the
+Monday-start week. Realized units add gamma-Poisson noise around that mean.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+#: Last day of history (a Sunday); the plan week starts the next Monday.
+HISTORY_END = dt.date(2026, 11, 15)
+
+CATEGORY_NAMES = [
+    "electronics",
+    "home",
+    "beauty",
+    "toys",
+    "grocery",
+    "apparel",
+    "sports",
+    "books",
+    "pets",
+    "garden",
+    "kitchen",
+    "baby",
+    "health",
+    "automotive",
+    "office",
+    "jewelry",
+    "shoes",
+    "music",
+    "outdoor",
+    "furniture",
+]
+
+#: Holiday name -> base lift (the category factor scales it).
+HOLIDAY_BASE_LIFT = {"Black Friday": 0.9, "Christmas": 0.6, "Double 11": 0.8, "618": 0.5}
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Size of a synthetic market."""
+
+    customers: int
+    products: int
+    categories: int
+    weeks: int
+    base_units_median: float
+
+
+PRESETS: dict[str, Preset] = {
+    "tiny": Preset(customers=300, products=40, categories=4, weeks=60, base_units_median=4.0),
+    "demo": Preset(customers=5000, products=500, categories=20, weeks=104, base_units_median=4.0),
+}
+
+
+def black_friday(year: int) -> dt.date:
+    """The day after the fourth Thursday of November."""
+    first = dt.date(year, 11, 1)
+    first_thursday = first + dt.timedelta(days=(3 - first.weekday()) % 7)
+    return first_thursday + dt.timedelta(days=22)
+
+
+def holiday_calendar(first_year: int, last_year: int) -> pd.DataFrame:
+    """Holiday dates (holiday_date, holiday_name) of the given years, sorted by date."""
+    rows = []
+    for year in range(first_year, last_year + 1):
+        rows += [
+            (dt.date(year, 6, 18), "618"),
+            (dt.date(year, 11, 11), "Double 11"),
+            (black_friday(year), "Black Friday"),
+            (dt.date(year, 12, 25), "Christmas"),
+        ]
+    return pd.DataFrame(sorted(rows), columns=["holiday_date", "holiday_name"])
+
+
+def week_monday(day: dt.date) -> dt.date:
+    return day - dt.timedelta(days=day.weekday())
+
+
+def holiday_names_by_week(week_starts: list[dt.date]) -> list[list[str]]:
+    """For each Monday, the names of the holidays falling in that week."""
+    years = {w.year for w in week_starts} | {(w + dt.timedelta(days=6)).year for w in week_starts}
+    calendar = holiday_calendar(min(years), max(years))
+    by_week: dict[dt.date, list[str]] = {}
+    for day, name in calendar.itertuples(index=False):
+        by_week.setdefault(week_monday(day), []).append(name)
+    return [by_week.get(w, []) for w in week_starts]
+
+
+def holiday_lift_matrix(
+    lifts: pd.DataFrame, categories: list[str], week_starts: list[dt.date]
+) -> np.ndarray:
+    """Multiplier [category, week] from the truth table (category, holiday_name, lift)."""
+    lookup = {
+        (c, h): v for c, h, v in lifts[["category", "holiday_name", "lift"]].itertuples(index=False)
+    }
+    out = np.ones((len(categories), len(week_starts)))
+    for w, names in enumerate(holiday_names_by_week(week_starts)):
+        for name in names:
+            out[:, w] *= [lookup[(c, name)] for c in categories]
+    return out
+
+
+def iso_week(day: dt.date) -> int:
+    return day.isocalendar()[1]
+
+
+def expected_units(
+    base_units: np.ndarray,
+    elasticity: np.ndarray,
+    seasonality: np.ndarray,
+    holiday_lift: np.ndarray,
+    discount_depth: np.ndarray | float,
+) -> np.ndarray:
+    """The demand formula; every argument broadcasts."""
+    depth = np.clip(np.asarray(discount_depth, dtype=float), 0.0, 0.95)
+    return base_units * seasonality * holiday_lift * (1.0 - depth) ** (-elasticity)

@@ -1,0 +1,201 @@
+"""Ingest: accounting, quarantine reason codes, contract errors and safe reruns."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from ingest.contract import TABLES
+from ingest.load import IngestError, main, run_ingest
+from promoflow import warehouse
+from promoflow.settings import Settings
+
+
+def _query(settings: Settings, sql: str, params: tuple = ()) -> list[tuple]:
+    with warehouse.connect(settings) as conn, conn.cursor() as cur:
+        cur.execute(sql, params)
+        return cur.fetchall()
+
+
+def _raw_counts(settings: Settings) -> dict[str, int]:
+    return {t.name: _query(settings, f"select count(*) from raw.{t.name}")[0][0] for t in TABLES}
+
+
+def _copy_landing(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+def _append(path: Path, *lines: str) -> int:
+    """Append lines to a CSV; the 1-based line number of the first appended line."""
+    text = path.read_text()
+    first = text.count("\n") + 1
+    path.write_text(text + "".join(line + "\n" for line in lines))
+    return first
+
+
+def test_tiny_loads_completely(settings: Settings, tiny_landing: Path) -> None:
+    counts = run_ingest(tiny_landing, "tiny-ok", settings)
+    assert list(counts) == [t.name for t in TABLES]
+    for table, c in counts.items():
+        assert c["input"] == c["loaded"] + c["quarantined"]
+        assert c["quarantined"] == 0, table
+        lines = (tiny_landing / f"{table}.csv").read_text().count("\n") - 1
+        assert c["input"] == lines
+    assert _raw_counts(settings) == {t: c["loaded"] for t, c in counts.items()}
+    audit = _query(
+        settings,
+        "select table_name, input_rows, loaded_rows, quarantined_rows "
+        "from audit.ingest_runs where run_id = 'tiny-ok'",
+    )
+    assert {row[0]: row[1:] for row in audit} == {
+        t: (c["input"], c["loaded"], c["quarantined"]) for t, c in counts.items()
+    }
+    guests = _query(settings, "select count(*) from raw.orders where customer_id is null")[0][0]
+    returns = _query(settings, "select count(*) from raw.order_lines where quantity < 0")[0][0]
+    assert guests > 0 and returns > 0
+
+
+def test_raw_tables_match_the_contract(settings: Settings, tiny_landing: Path) -> None:
+    run_ingest(tiny_landing, "tiny-contract", settings)
+    for spec in TABLES:
+        columns = _query(
+            settings,
+            "select column_name from information_schema.columns "
+            "where table_schema = 'raw' and table_name = %s "
+            "order by ordinal_position",
+            (spec.name,),
+        )
+        assert [c[0] for c in columns] == spec.column_names
+
+
+def test_bad_rows_are_quarantined_with_reasons(
+    settings: Settings, tiny_landing: Path, tmp_path: Path
+) -> None:
+    landing = _copy_landing(tiny_landing, tmp_path / "bad")
+    customers = (landing / "customers.csv").read_text().splitlines()
+    dup_line = _append(landing / "customers.csv", customers[1])  # duplicate_key
+    _append(landing / "customers.csv", "999001,2026-01-01,north,,fax")  # not_allowed
+    neg_line = _append(landing / "products.csv", "999002,Broken,toys,Acme,-5.00,1.00")  # range
+    date_line = _append(
+        landing / "orders.csv",
+        "999003,1,yesterday,web",  # bad_type
+        "999004,999999,2026-01-05 10:00:00,web",  # orphan_customer
+        "999005,,2026-01-05 10:00:00",  # bad_format
+        "999006,,,app",  # null_required
+    )
+    orphan_line = _append(
+        landing / "order_lines.csv",
+        "99999999,1,10001,1,9.99,9.99,",  # orphan_order
+        "1,99,55555,1,9.99,9.99,",  # orphan_product
+        "1,98,10001,0,9.99,9.99,",  # out_of_range
+    )
+    counts = run_ingest(landing, "bad-run", settings)
+
+    rows = _query(
+        settings,
+        "select table_name, source_line, reason, detail, record "
+        "from raw.quarantine where run_id = 'bad-run' "
+        "order by table_name, source_line",
+    )
+    got = {(t, line, reason) for t, line, reason, _, _ in rows}
+    assert got == {
+        ("customers", dup_line, "duplicate_key"),
+        ("customers", dup_line + 1, "not_allowed"),
+        ("products", neg_line, "out_of_range"),
+        ("orders", date_line, "bad_type"),
+        ("orders", date_line + 1, "orphan_customer"),
+        ("orders", date_line + 2, "bad_format"),
+        ("orders", date_line + 3, "null_required"),
+        ("order_lines", orphan_line, "orphan_order"),
+        ("order_lines", orphan_line + 1, "orphan_product"),
+        ("order_lines", orphan_line + 2, "out_of_range"),
+    }
+    details = {(t, line): (detail, record) for t, line, _, detail, record in rows}
+    detail, record = details[("orders", date_line)]
+    assert "ordered_at='yesterday'" in detail and record["ordered_at"] == "yesterday"
+    assert "list_price='-5.00' must be > 0" in details[("products", neg_line)][0]
+    expected_quarantined = {
+        "customers": 2,
+        "products": 1,
+        "orders": 4,
+        "order_lines": 3,
+        "promotions": 0,
+        "inventory": 0,
+        "holidays": 0,
+    }
+    for table, c in counts.items():
+        assert c["quarantined"] == expected_quarantined[table], table
+        assert c["input"] == c["loaded"] + c["quarantined"]
+    clean = run_ingest(tiny_landing, "tiny-clean", settings)
+    assert {t: c["input"] + expected_quarantined[t] for t, c in clean.items()} == {
+        t: c["input"] for t, c in counts.items()
+    }
+
+    # a rerun of the same run id replaces its quarantine and audit rows
+    run_ingest(landing, "bad-run", settings)
+    again = _query(settings, "select count(*) from raw.quarantine where run_id = 'bad-run'")
+    assert again[0][0] == sum(expected_quarantined.values())
+    audit = _query(settings, "select count(*) from audit.ingest_runs where run_id = 'bad-run'")
+    assert audit[0][0] == len(TABLES)
+
+
+def test_missing_file_or_column_is_a_clear_error(
+    settings: Settings, tiny_landing: Path, tmp_path: Path
+) -> None:
+    run_ingest(tiny_landing, "before-errors", settings)
+    before = _raw_counts(settings)
+
+    missing_file = _copy_landing(tiny_landing, tmp_path / "no_lines")
+    (missing_file / "order_lines.csv").unlink()
+    with pytest.raises(IngestError, match=r"order_lines\.csv is missing"):
+        run_ingest(missing_file, "err", settings)
+
+    missing_column = _copy_landing(tiny_landing, tmp_path / "no_quantity")
+    frame = pd.read_csv(missing_column / "order_lines.csv", dtype=str)
+    frame.drop(columns="quantity").to_csv(missing_column / "order_lines.csv", index=False)
+    with pytest.raises(IngestError, match=r"order_lines\.csv lacks the column\(s\) quantity"):
+        run_ingest(missing_column, "err", settings)
+    assert main(["--source", str(missing_column), "--run-id", "err"]) == 2
+    assert _raw_counts(settings) == before
+
+
+def test_optional_holidays_and_parquet(
+    settings: Settings, tiny_landing: Path, tmp_path: Path
+) -> None:
+    landing = _copy_landing(tiny_landing, tmp_path / "variant")
+    (landing / "holidays.csv").unlink()
+    customers = pd.read_csv(landing / "customers.csv", parse_dates=["signup_date"])
+    customers["signup_date"] = customers["signup_date"].dt.date
+    customers.to_parquet(landing / "customers.parquet", index=False)
+    (landing / "customers.csv").unlink()
+    counts = run_ingest(landing, "variant", settings)
+    assert counts["holidays"] == {"input": 0, "loaded": 0, "quarantined": 0}
+    assert counts["customers"] == {
+        "input": len(customers),
+        "loaded": len(customers),
+        "quarantined": 0,
+    }
+    assert counts["orders"]["quarantined"] == 0
+
+
+def test_quoted_line_breaks_keep_exact_line_numbers(
+    settings: Settings, tiny_landing: Path, tmp_path: Path
+) -> None:
+    landing = _copy_landing(tiny_landing, tmp_path / "quoted")
+    first = _append(
+        landing / "products.csv",
+        '999007,"Two\nLines, quoted",toys,Acme,5.00,1.00',
+        "999008,Bad price,toys,Acme,abc,1.00",
+    )
+    counts = run_ingest(landing, "quoted", settings)
+    assert counts["products"]["quarantined"] == 1
+    rows = _query(
+        settings, "select source_line, reason from raw.quarantine where run_id = 'quoted'"
+    )
+    assert rows == [(first + 2, "bad_type")]
+    name = _query(settings, "select product_name from raw.products where product_id = 999007")
+    assert name == [("Two\nLines, quoted",)]

@@ -1,0 +1,166 @@
+"""The synthetic market: determinism, contract shape and enough realism to learn from."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from synthetic import truth
+from synthetic.generate import TABLE_COLUMNS, GenerateError, generate, main
+from synthetic.market import holiday_names_by_week
+
+SCHEMA_SQL = Path(__file__).resolve().parents[2] / "ingest" / "raw_schema.sql"
+
+
+@pytest.fixture(scope="module")
+def market(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, float]:
+    base = tmp_path_factory.mktemp("market")
+    started = time.perf_counter()
+    generate("tiny", base / "landing", base / "truth", seed=42)
+    return base / "landing", base / "truth", time.perf_counter() - started
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_same_seed_same_bytes_other_seed_differs(market, tmp_path: Path) -> None:
+    landing, truth_dir, _ = market
+    generate("tiny", tmp_path / "same", tmp_path / "same_truth", seed=42)
+    generate("tiny", tmp_path / "other", tmp_path / "other_truth", seed=7)
+    assert _files(tmp_path / "same") == _files(landing)
+    assert _files(tmp_path / "same_truth") == _files(truth_dir)
+    other = _files(tmp_path / "other")
+    assert other["order_lines.csv"] != _files(landing)["order_lines.csv"]
+    assert other["holidays.csv"] == _files(landing)["holidays.csv"]
+
+
+def test_tiny_is_fast(market) -> None:
+    assert market[2] < 5.0
+
+
+def test_unknown_preset_is_one_line_error(tmp_path: Path, capsys) -> None:
+    with pytest.raises(GenerateError, match="Unknown preset 'huge'"):
+        generate("huge", tmp_path / "a", tmp_path / "b")
+    assert (
+        main(["--preset", "huge", "--out", str(tmp_path / "a"), "--truth", str(tmp_path / "b")])
+        == 2
+    )
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: Unknown preset") and "\n" not in err
+
+
+def _schema_columns() -> dict[str, list[str]]:
+    ddl = SCHEMA_SQL.read_text()
+    out = {}
+    for table, body in re.findall(
+        r"create table if not exists raw\.(\w+) \((.*?)\n\);", ddl, re.DOTALL
+    ):
+        names = [line.split()[0] for line in body.strip().splitlines()]
+        out[table] = [n for n in names if n not in ("primary", "check", "--")]
+    return out
+
+
+def test_files_follow_the_raw_contract(market) -> None:
+    landing, _, _ = market
+    schema = _schema_columns()
+    for table, columns in TABLE_COLUMNS.items():
+        assert schema[table] == columns
+        header = (landing / f"{table}.csv").read_text().splitlines()[0]
+        assert header.split(",") == columns
+
+
+def test_orders_lines_and_calendar(market) -> None:
+    landing, _, _ = market
+    orders = pd.read_csv(landing / "orders.csv", parse_dates=["ordered_at"])
+    lines = pd.read_csv(landing / "order_lines.csv")
+    customers = pd.read_csv(landing / "customers.csv")
+    assert orders["order_id"].is_unique
+    assert not lines.duplicated(["order_id", "line_number"]).any()
+    assert set(lines["order_id"]) == set(orders["order_id"])
+    assert orders["ordered_at"].max().date() <= dt.date(2026, 11, 15)
+    assert orders["ordered_at"].min().date().weekday() == 0
+    assert orders["ordered_at"].max().date() > dt.date(2026, 11, 8)
+    weeks = orders["ordered_at"].dt.to_period("W-SUN").nunique()
+    assert weeks == 60
+    guest_share = orders["customer_id"].isna().mean()
+    assert 0.04 < guest_share < 0.12
+    assert set(orders["customer_id"].dropna()) <= set(customers["customer_id"])
+    returns = lines["quantity"] < 0
+    assert 0.01 < returns.mean() < 0.08
+    assert (lines["quantity"] != 0).all()
+    assert (lines["unit_paid_price"] <= lines["unit_list_price"]).all()
+    promoted = lines["promotion_id"].notna()
+    assert (lines.loc[promoted, "unit_paid_price"] < lines.loc[promoted, "unit_list_price"]).all()
+    assert set(orders["channel"]) == {"web", "app", "store"}
+    assert customers["preferred_channel"].isna().any()
+
+
+def _product_weeks(landing: Path) -> pd.DataFrame:
+    orders = pd.read_csv(landing / "orders.csv", parse_dates=["ordered_at"])
+    lines = pd.read_csv(landing / "order_lines.csv").merge(orders, on="order_id")
+    lines = lines[lines["quantity"] > 0]
+    lines["week"] = lines["ordered_at"].dt.to_period("W-SUN").dt.start_time
+    lines["promoted"] = lines["promotion_id"].notna()
+    sales = lines.groupby(["product_id", "week"]).agg(
+        units=("quantity", "sum"), promoted=("promoted", "max")
+    )
+    weeks = pd.date_range(lines["week"].min(), lines["week"].max(), freq="7D")
+    full = pd.MultiIndex.from_product(
+        [sorted(lines["product_id"].unique()), weeks], names=["product_id", "week"]
+    )
+    sales = sales.reindex(full)
+    sales["units"] = sales["units"].fillna(0)
+    sales["promoted"] = sales["promoted"].astype("boolean").fillna(False).astype(bool)
+    return sales.reset_index()
+
+
+def test_promotions_lift_sales_and_seasonality_shows(market) -> None:
+    landing, _, _ = market
+    sales = _product_weeks(landing)
+    by_product = sales.groupby(["product_id", "promoted"])["units"].mean().unstack().dropna()
+    assert (by_product[True] > by_product[False]).mean() >= 0.8
+    weekly = sales.groupby("week")["units"].sum()
+    names = holiday_names_by_week([w.date() for w in weekly.index])
+    big = [total for total, n in zip(weekly, names) if {"Black Friday", "Christmas"} & set(n)]
+    assert big and np.mean(big) > 1.2 * weekly.median()
+
+
+def test_truth_oracle_matches_generated_demand(market) -> None:
+    landing, truth_dir, _ = market
+    sales = _product_weeks(landing)
+    promos = pd.read_csv(landing / "promotions.csv", parse_dates=["start_date", "end_date"])
+    expected_total = 0.0
+    for week, group in sales.groupby("week"):
+        active = promos[(promos["start_date"] <= week) & (promos["end_date"] >= week)]
+        depth = group["product_id"].map(active.set_index("product_id")["discount_depth"])
+        expected_total += truth.expected_units(
+            truth_dir, group["product_id"], week.date(), depth.fillna(0.0).to_numpy()
+        ).sum()
+    actual_total = sales["units"].sum()
+    assert abs(expected_total / actual_total - 1) < 0.05
+
+    product = int(sales["product_id"].iloc[0])
+    levels = truth.expected_units(truth_dir, [product] * 3, "2026-11-16", [0.0, 0.1, 0.3])
+    assert levels[0] < levels[1] < levels[2]
+    with pytest.raises(ValueError, match="not a Monday"):
+        truth.expected_units(truth_dir, [product], "2026-11-17")
+
+
+def test_ground_truth_files(market) -> None:
+    _, truth_dir, _ = market
+    products = pd.read_csv(truth_dir / "products_truth.csv")
+    assert {"product_id", "base_weekly_units", "elasticity", "category"} <= set(products.columns)
+    assert products["elasticity"].between(1.2, 4.5).all()
+    customers = pd.read_csv(truth_dir / "customers_truth.csv")
+    assert {"customer_id", "discount_sensitivity", "favourite_category"} <= set(customers.columns)
+    seasonality = pd.read_csv(truth_dir / "seasonality_truth.csv")
+    assert len(seasonality) == 4 * 53
+    assert (truth_dir / "generator.json").exists()
+    assert (truth_dir / "holiday_lifts_truth.csv").exists()
