@@ -1,0 +1,107 @@
+with order_lines as (
+
+    select * from {{ ref('order_lines') }}
+
+),
+
+products as (
+
+    select * from {{ ref('stg_raw__products') }}
+
+),
+
+weeks as (
+
+    select * from {{ ref('int_weeks__spined') }}
+
+),
+
+promotion_weeks as (
+
+    select * from {{ ref('int_promotions__expanded_to_weeks') }}
+
+),
+
+product_weeks as (
+
+    select
+        products.product_id,
+        products.category,
+        products.list_price,
+        weeks.week_start
+    from products
+    cross join weeks
+    where weeks.is_data_week
+
+),
+
+weekly_sales as (
+
+    select
+        product_id,
+        week_start,
+        sum(quantity) filter (where not is_return) as units,
+        sum(-quantity) filter (where is_return) as returned_units,
+        sum(revenue) filter (where not is_return) as revenue,
+        count(distinct order_id) filter (where not is_return) as orders_count,
+        sum(quantity * unit_list_price) filter (where not is_return) as list_value
+    from order_lines
+    group by product_id, week_start
+
+),
+
+filled as (
+
+    select
+        product_weeks.product_id,
+        product_weeks.category,
+        product_weeks.week_start,
+        coalesce(weekly_sales.units, 0) as units,
+        coalesce(weekly_sales.returned_units, 0) as returned_units,
+        coalesce(weekly_sales.revenue, 0) as revenue,
+        coalesce(weekly_sales.orders_count, 0) as orders_count,
+        coalesce(weekly_sales.list_value / nullif(weekly_sales.units, 0), product_weeks.list_price)
+            as avg_list_price,
+        coalesce(weekly_sales.revenue / nullif(weekly_sales.units, 0), product_weeks.list_price)
+            as avg_paid_price,
+        coalesce(promotion_weeks.promo_discount_depth, 0) as promo_discount_depth,
+        promotion_weeks.product_id is not null as has_promotion
+    from product_weeks
+    left join weekly_sales
+        on product_weeks.product_id = weekly_sales.product_id
+        and product_weeks.week_start = weekly_sales.week_start
+    left join promotion_weeks
+        on product_weeks.product_id = promotion_weeks.product_id
+        and product_weeks.week_start = promotion_weeks.week_start
+
+),
+
+priced as (
+
+    select
+        *,
+        1 - avg_paid_price / avg_list_price as discount_depth
+    from filled
+
+),
+
+final as (
+
+    select
+        product_id,
+        category,
+        week_start,
+        units,
+        returned_units,
+        revenue,
+        orders_count,
+        avg_list_price,
+        avg_paid_price,
+        discount_depth,
+        has_promotion or discount_depth >= 0.01 as is_promoted,
+        promo_discount_depth
+    from priced
+
+)
+
+select * from final

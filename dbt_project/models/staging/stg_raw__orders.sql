@@ -1,0 +1,18 @@
+with source as (
+
+    select * from {{ source('raw', 'orders') }}
+
+),
+
+final as (
+
+    select
+        order_id,
+        customer_id,
+        ordered_at,
+        channel
+    from source
+
+)
+
+select * from final

@@ -1,0 +1,121 @@
+"""dbt build on the tiny market: every model, data test and unit test passes; marts add up."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+
+from promoflow.settings import Settings
+from promoflow.warehouse import connect
+from tests.dbt.marts import DbtRun, dbt_env, run_dbt
+
+
+def _scalar(settings: Settings, sql: str):
+    with connect(settings) as conn, conn.cursor() as cur:
+        cur.execute(sql)
+        return cur.fetchone()[0]
+
+
+@pytest.mark.integration
+def test_dbt_build_passes(dbt_build: DbtRun) -> None:
+    assert dbt_build.returncode == 0, dbt_build.output[-5000:]
+    assert "Completed successfully" in dbt_build.output
+    assert dbt_build.seconds < 60, f"dbt build took {dbt_build.seconds:.1f}s on tiny data"
+
+
+@pytest.mark.integration
+def test_product_week_sales_is_a_complete_grid(settings: Settings, dbt_build: DbtRun) -> None:
+    products = _scalar(settings, "select count(*) from raw.products")
+    weeks = _scalar(
+        settings,
+        "select (date_trunc('week', max(ordered_at))::date "
+        "- date_trunc('week', min(ordered_at))::date) / 7 + 1 from raw.orders",
+    )
+    rows = _scalar(settings, "select count(*) from marts.product_week_sales")
+    zero_weeks = _scalar(settings, "select count(*) from marts.product_week_sales where units = 0")
+    assert products > 0 and weeks > 1
+    assert rows == products * weeks
+    assert zero_weeks > 0
+
+
+@pytest.mark.integration
+def test_units_and_revenue_add_up(settings: Settings, dbt_build: DbtRun) -> None:
+    sold_in_marts = _scalar(settings, "select sum(units) from marts.product_week_sales")
+    sold_lines = _scalar(settings, "select sum(quantity) from marts.order_lines where quantity > 0")
+    sold_raw = _scalar(settings, "select sum(quantity) from raw.order_lines where quantity > 0")
+    returned = _scalar(settings, "select sum(returned_units) from marts.product_week_sales")
+    returned_raw = _scalar(
+        settings, "select -sum(quantity) from raw.order_lines where quantity < 0"
+    )
+    assert sold_in_marts == sold_lines == sold_raw > 0
+    assert returned == returned_raw
+    revenue_gap = _scalar(
+        settings,
+        "select abs((select sum(revenue) from marts.product_week_sales) "
+        "- (select sum(quantity * unit_paid_price) from raw.order_lines "
+        "where quantity > 0))",
+    )
+    assert revenue_gap < 1e-6
+
+
+@pytest.mark.integration
+def test_row_counts_follow_raw(settings: Settings, dbt_build: DbtRun) -> None:
+    for mart, raw in [
+        ("order_lines", "order_lines"),
+        ("customers", "customers"),
+        ("products", "products"),
+    ]:
+        assert (
+            _scalar(settings, f"select count(*) from marts.{mart}")
+            == _scalar(settings, f"select count(*) from raw.{raw}")
+            > 0
+        )
+
+
+@pytest.mark.integration
+def test_calendar_runs_to_the_week_after_the_plan_week(
+    settings: Settings, dbt_build: DbtRun
+) -> None:
+    gap = _scalar(
+        settings,
+        "select (select max(week_start) from marts.calendar_weeks) "
+        "- date_trunc('week', (select max(ordered_at) from raw.orders))::date",
+    )
+    assert gap == 14
+    assert _scalar(settings, "select bool_or(is_holiday_week) from marts.calendar_weeks")
+
+
+@pytest.mark.integration
+def test_mart_column_types_follow_the_contract(settings: Settings, dbt_build: DbtRun) -> None:
+    with connect(settings) as conn, conn.cursor() as cur:
+        cur.execute(
+            "select column_name, data_type from information_schema.columns "
+            "where table_schema = 'marts' and table_name = 'product_week_sales'"
+        )
+        types = dict(cur.fetchall())
+    assert types["week_start"] == "date"
+    assert types["units"] == "bigint"
+    assert types["discount_depth"] == types["avg_paid_price"] == "double precision"
+    assert types["is_promoted"] == "boolean"
+
+
+def test_parse_needs_no_database(settings: Settings) -> None:
+    """cosmos renders the DAG from the manifest that `dbt parse` writes, with no warehouse."""
+    unreachable = replace(settings, pg_host="203.0.113.1", pg_port=1, pg_db="nowhere")
+    out_dir = settings.tmp_dir / "dbt_parse"
+    run = run_dbt(settings, "parse", env=dbt_env(unreachable), out_dir=out_dir)
+    assert run.returncode == 0, run.output[-3000:]
+    manifest = json.loads((out_dir / "target" / "manifest.json").read_text())
+    models = {
+        node["name"] for node in manifest["nodes"].values() if node["resource_type"] == "model"
+    }
+    assert {
+        "order_lines",
+        "customers",
+        "products",
+        "product_week_sales",
+        "calendar_weeks",
+    } <= models
+    assert any(node["resource_type"] == "unit_test" for node in manifest["unit_tests"].values())
