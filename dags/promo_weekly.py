@@ -88,7 +88,12 @@ def promo_weekly():
                 conn_id=WAREHOUSE_CONN_ID, profile_args={"schema": "public"}),
         ),
         execution_config=ExecutionConfig(dbt_executable_path=str(Path(sys.executable).parent / "dbt")),
-        render_config=RenderConfig(load_method=LoadMode.DBT_MANIFEST, test_behavior=TestBehavior.BUILD),
+        render_config=RenderConfig(
+            load_method=LoadMode.DBT_MANIFEST,
+            test_behavior=TestBehavior.BUILD,
+            # relationship tests between marts run in their own task once both sides are built
+            should_detach_multiple_parents_tests=True,
+        ),
         operator_args={"install_deps": False},
     )
 
@@ -104,18 +109,20 @@ def promo_weekly():
     def spark_features(run: dict) -> dict:
         from datetime import date
 
+        from promoflow.settings import get_settings
         from spark_jobs.run_all import run_all
 
-        return run_all(None, date.fromisoformat(run["plan_week"]))
+        return run_all(get_settings(), date.fromisoformat(run["plan_week"]))
 
     @task
     def feast_materialize(run: dict) -> dict:
-        from datetime import date, datetime, time, timedelta, timezone
+        from datetime import UTC, date, datetime, time, timedelta
 
         from feature_repo.store import apply_and_materialize
+        from promoflow.settings import get_settings
 
-        end = datetime.combine(date.fromisoformat(run["plan_week"]) + timedelta(days=7), time(), timezone.utc)
-        return apply_and_materialize(None, end)
+        week_after = date.fromisoformat(run["plan_week"]) + timedelta(days=7)
+        return apply_and_materialize(get_settings(), datetime.combine(week_after, time(), UTC))
 
     @task
     def check_features() -> dict:
@@ -128,8 +135,9 @@ def promo_weekly():
         from datetime import date
 
         from feature_repo.training_sets import build_training_sets
+        from promoflow.settings import get_settings
 
-        paths = build_training_sets(None, Path(run["run_dir"]), date.fromisoformat(run["plan_week"]))
+        paths = build_training_sets(get_settings(), Path(run["run_dir"]), date.fromisoformat(run["plan_week"]))
         return {name: str(path) for name, path in paths.items()}
 
     @task_group

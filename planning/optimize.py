@@ -66,14 +66,14 @@ def solve(candidates: pd.DataFrame, params: PlanParams, time_limit_s: float = 60
     h.setOptionValue("random_seed", int(params.seed))
     h.setOptionValue("threads", 1)
     x = h.addBinaries(n)
-    for _, idx in allowed.groupby("product_id").indices.items():
+    for idx in allowed.groupby("product_id").indices.values():
         h.addConstr(h.qsum(x[i] for i in idx) == 1)
     promo_idx = np.flatnonzero(allowed["discount_depth"].to_numpy() > 0)
     cost = allowed["promotion_cost"].to_numpy()
     if len(promo_idx):
         h.addConstr(h.qsum(float(cost[i]) * x[i] for i in promo_idx) <= float(params.budget))
         promo = allowed.iloc[promo_idx]
-        for _, idx in promo.groupby("category").indices.items():
+        for idx in promo.groupby("category").indices.values():
             h.addConstr(h.qsum(x[promo_idx[i]] for i in idx) <= params.max_promos_per_category)
     gain = allowed["incremental_profit"].to_numpy()
     h.maximize(h.qsum(float(gain[i]) * x[i] for i in range(n)))

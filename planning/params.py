@@ -43,7 +43,7 @@ class PlanParams:
         return [d for d in DISCOUNT_LEVELS if d <= self.max_discount + 1e-9]
 
     @classmethod
-    def from_run(cls, run: dict, plan_week: date | None = None) -> "PlanParams":
+    def from_run(cls, run: dict, plan_week: date | None = None) -> PlanParams:
         """The plan parameters of a run dict (see promoflow.runs); plan_week overrides."""
         return cls(
             plan_week=plan_week or date.fromisoformat(run["plan_week"]),

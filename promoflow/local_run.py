@@ -85,7 +85,7 @@ def dbt_parse(env: dict[str, str]) -> None:
 
 def _timed(label: str, cmd: list[str], env: dict[str, str], quiet: bool = False) -> float:
     start = time.time()
-    result = subprocess.run(cmd, env=env, cwd=PROJECT_ROOT,
+    result = subprocess.run(cmd, check=False, env=env, cwd=PROJECT_ROOT,
                             capture_output=quiet, text=True)
     elapsed = time.time() - start
     if result.returncode != 0:
@@ -142,12 +142,12 @@ def print_summary(plan: dict, settings: Settings) -> None:
         "",
         f"Published promotion plan for the week of {plan['plan_week']} (run {plan['run_id']})",
         f"  products promoted:             {plan['products_promoted']}",
-        f"  budget used:                   {plan['promotion_cost']:,.2f} of {plan['budget']:,.2f}"
-        f" ({100 * plan['promotion_cost'] / plan['budget'] if plan['budget'] else 0:.0f}%)",
+        (f"  budget used:                   {plan['promotion_cost']:,.2f} of {plan['budget']:,.2f}"
+        f" ({100 * plan['promotion_cost'] / plan['budget'] if plan['budget'] else 0:.0f}%)"),
         f"  expected incremental revenue:  {plan['expected_incremental_revenue']:,.2f}",
         f"  expected incremental profit:   {plan['expected_incremental_profit']:,.2f}",
-        f"  customers targeted:            {plan['targets'].get('treatment', 0)} treatment, "
-        f"{plan['targets'].get('holdout', 0)} holdout",
+        (f"  customers targeted:            {plan['targets'].get('treatment', 0)} treatment, "
+        f"{plan['targets'].get('holdout', 0)} holdout"),
         "  top lines (product, category, discount, expected incremental profit):",
     ]
     for product_id, name, category, depth, profit in plan["top_lines"]:
@@ -155,8 +155,8 @@ def print_summary(plan: dict, settings: Settings) -> None:
     password_hint = "$(cat .local/pg/password)" if settings.work_dir == PROJECT_ROOT / ".local" else "$PROMO_PG_PASSWORD"
     lines += [
         "Query it:",
-        f"  PGPASSWORD={password_hint} psql -h {settings.pg_host} -p {settings.pg_port} "
-        f"-U {settings.pg_user} {settings.pg_db} -c 'select * from published.current_plan_lines'",
+        (f"  PGPASSWORD={password_hint} psql -h {settings.pg_host} -p {settings.pg_port} "
+        f"-U {settings.pg_user} {settings.pg_db} -c 'select * from published.current_plan_lines'"),
         "",
     ]
     print("\n".join(lines))

@@ -54,7 +54,7 @@ def _as_user() -> list[str]:
 
 
 def _run(cmd: list[str]) -> subprocess.CompletedProcess:
-    result = subprocess.run(_as_user() + cmd, capture_output=True, text=True)
+    result = subprocess.run(_as_user() + cmd, check=False, capture_output=True, text=True)
     if result.returncode != 0:
         raise LocalPgError(f"{' '.join(cmd[:2])} failed: {(result.stderr or result.stdout).strip()}")
     return result
@@ -70,7 +70,7 @@ def _is_running(data_dir: Path) -> bool:
     if not (data_dir / "PG_VERSION").exists():
         return False
     result = subprocess.run(
-        _as_user() + [_pg_bin("pg_ctl"), "status", "-D", str(data_dir)], capture_output=True
+        _as_user() + [_pg_bin("pg_ctl"), "status", "-D", str(data_dir)], capture_output=True, check=False
     )
     return result.returncode == 0
 

@@ -94,13 +94,13 @@ class Settings:
         return f"jdbc:postgresql://{self.pg_host}:{self.pg_port}/{self.pg_db}"
 
     def psycopg_kwargs(self) -> dict:
-        return dict(
-            host=self.pg_host,
-            port=self.pg_port,
-            dbname=self.pg_db,
-            user=self.pg_user,
-            password=self.pg_password,
-        )
+        return {
+            "host": self.pg_host,
+            "port": self.pg_port,
+            "dbname": self.pg_db,
+            "user": self.pg_user,
+            "password": self.pg_password,
+        }
 
 
 def _local_password(work_dir: Path) -> str:

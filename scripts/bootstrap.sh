@@ -48,6 +48,7 @@ start=$(date +%s)
 FIND_LINKS=()
 [ -d "$WHEELS" ] && FIND_LINKS=(--find-links "$WHEELS")
 "$UV" pip install -q --python .venv/bin/python "${FIND_LINKS[@]}" --compile-bytecode -r requirements.lock
-"$UV" pip install -q --python .venv/bin/python --no-deps -e .
+# compat mode puts the project root on sys.path, so packages added later import too
+"$UV" pip install -q --python .venv/bin/python --no-deps --config-settings editable_mode=compat -e .
 touch "$STAMP"
 say "installed in $(( $(date +%s) - start )) s"

@@ -1,0 +1,187 @@
+"""Training and scoring sets for the models, built point-in-time correct with Feast.
+
+Writes five Parquet files into the run folder (docs/architecture.md, "Training sets"):
+forecaster_train, forecaster_score, recommender_interactions, recommender_customers and
+recommender_products. Entity frames come from the marts (small aggregated tables, read with
+pandas); features come from `get_historical_features`, so a row stamped t sees only feature
+rows stamped at or before t (and those are computed from data strictly before their stamp).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, date, datetime
+from datetime import time as clock
+from pathlib import Path
+
+import pandas as pd
+
+from promoflow.settings import Settings
+from promoflow.warehouse import engine
+
+log = logging.getLogger(__name__)
+
+FILES = (
+    "forecaster_train",
+    "forecaster_score",
+    "recommender_interactions",
+    "recommender_customers",
+    "recommender_products",
+)
+
+
+PRODUCT_KEYS = ["product_id", "event_timestamp"]
+
+
+class TrainingSetError(RuntimeError):
+    """A training set cannot be built from the current marts and features."""
+
+
+def _plan_timestamp(plan_week: date) -> pd.Timestamp:
+    return pd.Timestamp(datetime.combine(plan_week, clock(0), tzinfo=UTC))
+
+
+def _read_sql(settings: Settings, sql: str, params: dict) -> pd.DataFrame:
+    from sqlalchemy import text
+
+    eng = engine(settings)
+    try:
+        with eng.connect() as conn:
+            return pd.read_sql(text(sql), conn, params=params)
+    finally:
+        eng.dispose()
+
+
+def _view_refs(store, view_name: str) -> list[str]:
+    """Feature references `<view>:<feature>` of every feature of a registered view."""
+    view = store.get_feature_view(view_name)
+    return [f"{view_name}:{feature.name}" for feature in view.features]
+
+
+def historical_features(store, entity_df: pd.DataFrame, features, keys: list[str]) -> pd.DataFrame:
+    """Point-in-time features for every row of entity_df, in its order, nulls where none.
+
+    The file offline store drops entity rows that see no feature row (an entity timestamp
+    before the entity's first row or past the ttl), so the result is joined back on `keys`
+    (join keys and event_timestamp).
+    """
+    entity_df = entity_df.assign(
+        event_timestamp=pd.to_datetime(entity_df["event_timestamp"], utc=True).astype(
+            "datetime64[ns, UTC]"
+        )
+    )
+    found = store.get_historical_features(entity_df=entity_df, features=features).to_df()
+    found["event_timestamp"] = pd.to_datetime(found["event_timestamp"], utc=True).astype(
+        "datetime64[ns, UTC]"
+    )
+    feature_columns = [c for c in found.columns if c not in entity_df.columns]
+    result = entity_df.merge(
+        found[keys + feature_columns].drop_duplicates(keys), on=keys, how="left", validate="1:1"
+    )
+    missing = int(result[feature_columns].isna().all(axis=1).sum()) if feature_columns else 0
+    if missing:
+        log.warning("%d of %d entity rows have no feature row in their time window",
+                    missing, len(result))
+    return result
+
+
+def _write(frame: pd.DataFrame, path: Path, keys: list[str]) -> Path:
+    frame = frame.sort_values(keys, kind="stable").reset_index(drop=True)
+    frame.to_parquet(path, index=False)
+    log.info("%s: %d rows, %d columns", path.name, len(frame), frame.shape[1])
+    return path
+
+
+def forecaster_entities(settings: Settings, plan_week: date) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(train, score) entity frames: labelled product-weeks before the plan week; the plan week."""
+    train = _read_sql(
+        settings,
+        "select product_id, week_start, units from marts.product_week_sales "
+        "where week_start < :plan_week",
+        {"plan_week": plan_week},
+    )
+    if train.empty:
+        raise TrainingSetError(
+            f"marts.product_week_sales has no week before the plan week {plan_week}; "
+            "choose a later plan week or load more history."
+        )
+    train = pd.DataFrame({
+        "product_id": train["product_id"].astype("int64"),
+        "event_timestamp": pd.to_datetime(train["week_start"]).dt.tz_localize("UTC"),
+        "units": train["units"].astype("int64"),
+    })
+    products = _read_sql(settings, "select product_id from marts.products", {})
+    score = pd.DataFrame({
+        "product_id": products["product_id"].astype("int64"),
+        "event_timestamp": _plan_timestamp(plan_week),
+    })
+    return train, score
+
+
+def recommender_interactions(settings: Settings, plan_week: date) -> pd.DataFrame:
+    """Units per customer, product and week of registered customers, before the plan week."""
+    frame = _read_sql(
+        settings,
+        "select customer_id, product_id, week_start, sum(quantity) as units "
+        "from marts.order_lines "
+        "where not is_guest and customer_id is not null and quantity > 0 "
+        "and week_start < :plan_week "
+        "group by customer_id, product_id, week_start",
+        {"plan_week": plan_week},
+    )
+    return frame.astype({"customer_id": "int64", "product_id": "int64", "units": "int64"})
+
+
+def build_training_sets(settings: Settings, run_dir: Path, plan_week: date) -> dict[str, Path]:
+    """Write the five training/scoring files into run_dir; returns their paths by name."""
+    from feature_repo.store import feature_time_range, get_store
+
+    started = time.time()
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _, latest = feature_time_range(settings)
+    at_plan_week = _plan_timestamp(plan_week)
+    if latest < at_plan_week:
+        raise TrainingSetError(
+            f"The feature tables end at {latest.date()}, before the plan week {plan_week}; "
+            f"rerun python -m spark_jobs.run_all --plan-week {plan_week} and materialize."
+        )
+    store = get_store(settings)
+    paths: dict[str, Path] = {}
+
+    train_entities, score_entities = forecaster_entities(settings, plan_week)
+    forecaster = store.get_feature_service("forecaster_v1")
+    paths["forecaster_train"] = _write(
+        historical_features(store, train_entities, forecaster, PRODUCT_KEYS),
+        run_dir / "forecaster_train.parquet", ["product_id", "event_timestamp"],
+    )
+    paths["forecaster_score"] = _write(
+        historical_features(store, score_entities, forecaster, PRODUCT_KEYS),
+        run_dir / "forecaster_score.parquet", ["product_id"],
+    )
+    paths["recommender_interactions"] = _write(
+        recommender_interactions(settings, plan_week),
+        run_dir / "recommender_interactions.parquet", ["customer_id", "product_id", "week_start"],
+    )
+    customers = _read_sql(settings, "select customer_id from marts.customers", {})
+    customer_entities = pd.DataFrame({
+        "customer_id": customers["customer_id"].astype("int64"), "event_timestamp": at_plan_week,
+    })
+    paths["recommender_customers"] = _write(
+        historical_features(
+            store, customer_entities, _view_refs(store, "customer_features"),
+            ["customer_id", "event_timestamp"],
+        ).drop(columns="event_timestamp"),
+        run_dir / "recommender_customers.parquet", ["customer_id"],
+    )
+    product_entities = score_entities[["product_id", "event_timestamp"]]
+    paths["recommender_products"] = _write(
+        historical_features(
+            store, product_entities, _view_refs(store, "product_features"), PRODUCT_KEYS
+        ).drop(columns="event_timestamp"),
+        run_dir / "recommender_products.parquet", ["product_id"],
+    )
+    log.info("Training sets for the plan week %s written to %s in %.1f s",
+             plan_week, run_dir, time.time() - started)
+    return paths

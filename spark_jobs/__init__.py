@@ -1,0 +1,1 @@
+"""PySpark feature jobs: dbt marts in the warehouse -> feature Parquet in the lake."""

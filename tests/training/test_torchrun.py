@@ -1,0 +1,103 @@
+"""Both models trained for real by two torchrun processes (gloo on CPU) on the fake market."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from training.launch import TrainingFailed, run_torchrun
+
+FORECAST_COLUMNS = ["product_id", "week_start", "discount_depth", "units_p10", "units_p50",
+                    "units_p90"]
+RECOMMENDATION_COLUMNS = ["product_id", "customer_id", "score", "rank"]
+
+
+@pytest.fixture
+def run_dir(fake_market, tmp_path: Path) -> Path:
+    """A private copy of the fake market's training sets."""
+    target = tmp_path / "run"
+    shutil.copytree(fake_market.run_dir, target)
+    return target
+
+
+def test_forecaster_under_torchrun(fake_market, run_dir: Path, settings, tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    run_torchrun("training.forecaster.train",
+                 ["--run-dir", run_dir, "--models-dir", models, "--epochs", "25",
+                  "--max-discount", "0.3"], nproc=2, settings=settings)
+
+    forecasts = pd.read_parquet(run_dir / "forecasts.parquet")
+    assert list(forecasts.columns) == FORECAST_COLUMNS
+    assert sorted(forecasts["discount_depth"].unique()) == [0.0, 0.1, 0.2, 0.3]
+    assert forecasts.groupby("product_id").size().eq(4).all()
+    assert forecasts["product_id"].nunique() == 24
+    assert set(forecasts["week_start"]) == {fake_market.plan_week}
+    assert (forecasts["units_p10"] <= forecasts["units_p50"]).all()
+    assert (forecasts["units_p50"] <= forecasts["units_p90"]).all()
+    ordered = forecasts.sort_values(["product_id", "discount_depth"])
+    for column in ("units_p10", "units_p50", "units_p90"):
+        assert (ordered.groupby("product_id")[column].diff().dropna() >= 0).all()
+
+    # the price response follows the true elasticities: the most elastic category gains more
+    wide = ordered.pivot(index="product_id", columns="discount_depth", values="units_p50")
+    lift = (wide[0.3] / wide[0.0]).groupby((wide.index - 1) % 4).mean()
+    assert lift[3] > lift[0] > 1.0
+
+    metrics = json.loads((run_dir / "forecaster_metrics.json").read_text())
+    assert metrics["holdout_weeks"] == 8 and metrics["train_rows"] == 24 * 72
+    for side in ("model", "baseline"):
+        assert set(metrics[side]) == {"wape", "mase", "quantile_loss"}
+    assert metrics["model"]["wape"] < 0.8 * metrics["baseline"]["wape"]
+    assert metrics["model"]["mase"] < metrics["baseline"]["mase"]
+    assert metrics["model"]["quantile_loss"] < metrics["baseline"]["quantile_loss"]
+
+    state = torch.load(models / "forecaster" / "checkpoint.pt", weights_only=False)
+    assert state["epoch"] == 24 and state["step"] > 0
+    assert not list(run_dir.glob(".*.tmp"))
+
+
+def test_recommender_under_torchrun(fake_market, run_dir: Path, settings, tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    run_torchrun("training.recommender.train",
+                 ["--run-dir", run_dir, "--models-dir", models, "--epochs", "6",
+                  "--top-n", "50", "--embedding-dim", "16"], nproc=2, settings=settings)
+
+    recs = pd.read_parquet(run_dir / "recommendations.parquet")
+    assert list(recs.columns) == RECOMMENDATION_COLUMNS
+    assert recs["product_id"].nunique() == 24
+    for _, group in recs.groupby("product_id"):
+        assert group["rank"].tolist() == list(range(1, 51))
+        assert group["customer_id"].is_unique
+        assert (np.diff(group["score"].to_numpy()) <= 0).all()
+    assert set(recs["customer_id"]) <= set(fake_market.customer_favourite)
+
+    # customers are recommended the products of their favourite category
+    products = pd.read_parquet(run_dir / "recommender_products.parquet")
+    category = recs["product_id"].map(products.set_index("product_id")["category"])
+    favourite = recs["customer_id"].map(fake_market.customer_favourite)
+    assert (category == favourite).mean() > 0.8
+
+    metrics = json.loads((run_dir / "recommender_metrics.json").read_text())
+    assert metrics["holdout_weeks"] == 4 and metrics["train_interactions"] > 0
+    for side in ("model", "baseline"):
+        assert set(metrics[side]) == {"recall_at_10", "ndcg_at_10"}
+    assert metrics["model"]["recall_at_10"] > metrics["baseline"]["recall_at_10"] + 0.1
+    assert metrics["model"]["ndcg_at_10"] > metrics["baseline"]["ndcg_at_10"] + 0.1
+
+    assert (models / "recommender" / "checkpoint.pt").exists()
+    assert (models / "recommender" / "holdout_checkpoint.pt").exists()
+
+
+def test_failed_job_raises_one_line_error(settings, tmp_path: Path) -> None:
+    with pytest.raises(TrainingFailed) as failure:
+        run_torchrun("training.forecaster.train", ["--run-dir", tmp_path / "missing"],
+                     nproc=2, settings=settings)
+    message = str(failure.value)
+    assert "\n" not in message
+    assert "forecaster_train.parquet does not exist" in message

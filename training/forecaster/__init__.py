@@ -1,0 +1,1 @@
+"""Weekly demand forecaster: a global, price-monotone quantile model across products."""

@@ -1,0 +1,1 @@
+"""Two-tower recommender: which customers to target for each product."""
