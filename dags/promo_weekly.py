@@ -1,8 +1,9 @@
 """
 ### Weekly promotion plan
 
-Landing files -> `raw` (ingest with quarantine) -> dbt marts (cosmos) -> Great Expectations on
-the marts -> Spark features -> Feast apply + materialize -> Great Expectations on the features ->
+Landing files -> `raw` (ingest with quarantine) -> Great Expectations on raw and the ingest
+accounting -> dbt source freshness, marts and tests (cosmos) -> Great Expectations on the marts ->
+Spark features -> Feast apply + materialize -> Great Expectations on the features ->
 training sets (Feast point-in-time joins) -> torchrun training of the recommender and the
 demand forecaster -> HiGHS discount plan + customer targeting with holdout -> `published` schema.
 
@@ -20,32 +21,38 @@ from pathlib import Path
 
 from airflow.sdk import Param, dag, task, task_group
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
-from cosmos.constants import LoadMode, TestBehavior
+from cosmos.constants import LoadMode, SourceRenderingBehavior, TestBehavior
 from cosmos.profiles import PostgresUserPasswordProfileMapping
+
+from planning.params import BOUNDS, INTEGER_PARAMS
 
 DBT_PROJECT = Path(__file__).resolve().parent.parent / "dbt_project"
 WAREHOUSE_CONN_ID = os.environ.get("PROMO_WAREHOUSE_CONN_ID", "promo_warehouse")
+
+
+
+def _number(name: str, default: float, description: str) -> Param:
+    low, high = BOUNDS[name]
+    kind = "integer" if name in INTEGER_PARAMS else "number"
+    return Param(default, type=kind, minimum=low, maximum=high, description=description)
+
 
 PARAMS = {
     "dataset": Param("demo", type="string", pattern=r"^[A-Za-z0-9_.-]+$",
                      description="Folder under the landing area holding the raw files."),
     "plan_week": Param("", type="string", pattern=r"^(\d{4}-\d{2}-\d{2})?$",
                        description="Monday starting the plan week (YYYY-MM-DD); empty: the week after the data."),
-    "budget": Param(5000.0, type="number", minimum=0, maximum=1e9,
-                    description="Promotion budget: discount money given away on expected units."),
-    "max_discount": Param(0.3, type="number", minimum=0, maximum=0.9,
-                          description="Deepest discount allowed (0.3 = 30% off)."),
-    "margin_floor": Param(0.05, type="number", minimum=0, maximum=0.9,
-                          description="Minimum margin rate of a promoted price."),
-    "max_promos_per_category": Param(5, type="integer", minimum=0, maximum=10000,
-                                     description="At most this many promoted products per category."),
-    "audience_size": Param(200, type="integer", minimum=1, maximum=1_000_000,
-                           description="Customers targeted per promoted product."),
-    "holdout_fraction": Param(0.1, type="number", minimum=0, maximum=0.5,
-                              description="Share of targeted customers kept untreated to measure uplift."),
+    "budget": _number("budget", 5000.0, "Promotion budget: discount money given away on expected units."),
+    "max_discount": _number("max_discount", 0.3, "Deepest discount allowed (0.3 = 30% off)."),
+    "margin_floor": _number("margin_floor", 0.05, "Minimum margin rate of a promoted price."),
+    "max_promos_per_category": _number("max_promos_per_category", 5,
+                                       "At most this many promoted products per category."),
+    "audience_size": _number("audience_size", 200, "Customers targeted per promoted product."),
+    "holdout_fraction": _number("holdout_fraction", 0.1,
+                                "Share of targeted customers kept untreated to measure uplift."),
     "epochs": Param(0, type="integer", minimum=0, maximum=1000,
                     description="Training epochs per model; 0 keeps each model's default."),
-    "seed": Param(42, type="integer", minimum=0, description="Seed of every random choice."),
+    "seed": _number("seed", 42, "Seed of every random choice."),
 }
 
 
@@ -63,20 +70,21 @@ PARAMS = {
 def promo_weekly():
     @task
     def prepare_run(**context) -> dict:
-        from datetime import date
-
-        from planning.params import PlanParams
         from promoflow.runs import prepare_run as prepare
 
-        run = prepare(context["params"], context["run_id"])
-        PlanParams.from_run(run, plan_week=date(2000, 1, 3))  # bounds checked before any work
-        return run
+        return prepare(context["params"], context["run_id"])  # refuses bad values before any work
 
     @task
     def ingest(run: dict) -> dict:
         from ingest.load import run_ingest
 
         return run_ingest(Path(run["source_dir"]), run["run_id"])
+
+    @task
+    def check_raw(run: dict) -> dict:
+        from quality.checkpoints import validate_raw
+
+        return validate_raw(run["run_id"])
 
     dbt_marts = DbtTaskGroup(
         group_id="dbt_marts",
@@ -93,6 +101,8 @@ def promo_weekly():
             test_behavior=TestBehavior.BUILD,
             # relationship tests between marts run in their own task once both sides are built
             should_detach_multiple_parents_tests=True,
+            # one `dbt source freshness` task per raw table: no marts from a stale load
+            source_rendering_behavior=SourceRenderingBehavior.WITH_TESTS_OR_FRESHNESS,
         ),
         operator_args={"install_deps": False},
     )
@@ -125,10 +135,12 @@ def promo_weekly():
         return apply_and_materialize(get_settings(), datetime.combine(week_after, time(), UTC))
 
     @task
-    def check_features() -> dict:
+    def check_features(run: dict) -> dict:
+        from datetime import date
+
         from quality.checkpoints import validate_features
 
-        return validate_features()
+        return validate_features(plan_week=date.fromisoformat(run["plan_week"]))
 
     @task
     def training_sets(run: dict) -> dict:
@@ -171,11 +183,11 @@ def promo_weekly():
     run = prepare_run()
     loaded = ingest(run)
     resolved = check_marts(run)
-    loaded >> dbt_marts >> resolved
+    loaded >> check_raw(run) >> dbt_marts >> resolved
     features = spark_features(resolved)
     store = feast_materialize(resolved)
     sets = training_sets(resolved)
-    features >> store >> check_features() >> sets
+    features >> store >> check_features(resolved) >> sets
     trained = train(resolved)
     sets >> trained
     planned = plan(resolved)

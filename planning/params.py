@@ -7,9 +7,49 @@ from datetime import date
 
 DISCOUNT_LEVELS = (0.0, 0.1, 0.2, 0.3, 0.4)
 
+#: Allowed range of every numeric parameter (inclusive), shared by the DAG's Params and here.
+BOUNDS: dict[str, tuple[float, float]] = {
+    "budget": (0, 1e9),
+    "max_discount": (0, 0.9),
+    "margin_floor": (0, 0.9),
+    "max_promos_per_category": (0, 10_000),
+    "audience_size": (1, 1_000_000),
+    "holdout_fraction": (0, 0.5),
+    "seed": (0, 2**31 - 1),
+}
+INTEGER_PARAMS = ("max_promos_per_category", "audience_size", "seed")
+HINTS = {
+    "budget": "the discount money to give away, e.g. 5000",
+    "max_discount": "e.g. 0.3 for 30% off",
+    "margin_floor": "e.g. 0.05 for a 5% margin",
+    "max_promos_per_category": "promoted products per category",
+    "audience_size": "customers targeted per promoted product",
+    "holdout_fraction": "e.g. 0.1 keeps 10% of targeted customers untreated",
+    "seed": "any whole number",
+}
+
 
 class PlanParamError(ValueError):
     """A plan parameter is out of its allowed range."""
+
+
+def check_value(name: str, value) -> float | int:
+    """The value of parameter `name` as a number within BOUNDS, or a one-line PlanParamError."""
+    low, high = BOUNDS[name]
+    integer = name in INTEGER_PARAMS
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise PlanParamError(f"{name} {value!r} is not a number; give {HINTS[name]}.")
+    try:
+        number = int(value) if integer and not isinstance(value, float) else float(value)
+    except ValueError:
+        raise PlanParamError(f"{name} {value!r} is not a number; give {HINTS[name]}.") from None
+    if integer and (not float(number).is_integer()):
+        raise PlanParamError(f"{name} {value!r} is not a whole number; give {HINTS[name]}.")
+    if not (low <= number <= high):  # also refuses NaN
+        raise PlanParamError(
+            f"{name} {value!r} is outside [{low:g}, {high:g}]; give {HINTS[name]}."
+        )
+    return int(number) if integer else float(number)
 
 
 @dataclass(frozen=True)
@@ -24,18 +64,13 @@ class PlanParams:
     seed: int = 42
 
     def __post_init__(self) -> None:
-        checks = [
-            (self.plan_week.weekday() == 0, f"plan_week {self.plan_week} is not a Monday; give the Monday that starts the plan week"),
-            (self.budget >= 0, f"budget {self.budget} is negative; give an amount >= 0"),
-            (0 <= self.max_discount < 1, f"max_discount {self.max_discount} must be in [0, 1), e.g. 0.3 for 30% off"),
-            (0 <= self.margin_floor < 1, f"margin_floor {self.margin_floor} must be in [0, 1), e.g. 0.05 for a 5% margin"),
-            (self.max_promos_per_category >= 0, "max_promos_per_category must be >= 0"),
-            (self.audience_size >= 1, "audience_size must be >= 1 customer per promoted product"),
-            (0 <= self.holdout_fraction < 1, f"holdout_fraction {self.holdout_fraction} must be in [0, 1)"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise PlanParamError(message)
+        if self.plan_week.weekday() != 0:
+            raise PlanParamError(
+                f"plan_week {self.plan_week} is not a Monday; give the Monday that starts the "
+                "plan week."
+            )
+        for name in BOUNDS:
+            check_value(name, getattr(self, name))
 
     @property
     def discount_levels(self) -> list[float]:

@@ -21,6 +21,8 @@ from pathlib import Path
 from urllib.parse import quote
 
 from promoflow.logs import setup_logging
+from promoflow.roles import Role, ensure_roles
+from promoflow.runs import RunConfigError, validate_params
 from promoflow.settings import PROJECT_ROOT, Settings, get_settings
 
 log = logging.getLogger("promoflow.local_run")
@@ -29,12 +31,19 @@ DAG_ID = "promo_weekly"
 VENV_BIN = Path(sys.executable).parent
 
 
-def airflow_env(settings: Settings) -> dict[str, str]:
-    """Environment for Airflow commands and for the tasks they run."""
+def airflow_env(settings: Settings, warehouse_role: Role | None = None) -> dict[str, str]:
+    """Environment for Airflow commands and for the tasks they run.
+
+    Airflow's metadata database is reached as the admin user; the tasks reach the warehouse as
+    `warehouse_role` (the pipeline's writer role; the admin user when None).
+    """
     home = settings.work_dir / "airflow"
     home.mkdir(parents=True, exist_ok=True)
     pw = quote(settings.pg_password, safe="")
     base = f"{quote(settings.pg_user, safe='')}:{pw}@{settings.pg_host}:{settings.pg_port}"
+    role = warehouse_role or Role(settings.pg_user, settings.pg_password)
+    task_base = (f"{quote(role.user, safe='')}:{quote(role.password, safe='')}"
+                 f"@{settings.pg_host}:{settings.pg_port}")
     env = dict(os.environ)
     env.update(
         PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
@@ -45,7 +54,7 @@ def airflow_env(settings: Settings) -> dict[str, str]:
         AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT="120",
         AIRFLOW__CORE__DAG_FILE_PROCESSOR_TIMEOUT="180",
         AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"postgresql+psycopg2://{base}/{settings.pg_db}_airflow",
-        AIRFLOW_CONN_PROMO_WAREHOUSE=f"postgres://{base}/{settings.pg_db}",
+        AIRFLOW_CONN_PROMO_WAREHOUSE=f"postgres://{task_base}/{settings.pg_db}",
         AIRFLOW__COSMOS__CACHE_DIR=str(settings.work_dir / "cosmos"),
         AIRFLOW__COSMOS__ENABLE_TELEMETRY="False",
         GX_ANALYTICS_ENABLED="False",
@@ -53,8 +62,8 @@ def airflow_env(settings: Settings) -> dict[str, str]:
         PROMO_PG_HOST=settings.pg_host,
         PROMO_PG_PORT=str(settings.pg_port),
         PROMO_PG_DB=settings.pg_db,
-        PROMO_PG_USER=settings.pg_user,
-        PROMO_PG_PASSWORD=settings.pg_password,
+        PROMO_PG_USER=role.user,
+        PROMO_PG_PASSWORD=role.password,
         TMPDIR=str(settings.tmp_dir),
         SPARK_LOCAL_IP="127.0.0.1",
     )
@@ -97,7 +106,9 @@ def _timed(label: str, cmd: list[str], env: dict[str, str], quiet: bool = False)
 
 
 def prepare_airflow(settings: Settings) -> dict[str, str]:
-    env = airflow_env(settings)
+    """Roles and grants, Airflow's database and the dbt manifest; the environment of the run."""
+    writer, _ = ensure_roles(settings)
+    env = airflow_env(settings, writer)
     _ensure_airflow_db(settings, env)
     dbt_parse(env)
     return env
@@ -106,6 +117,10 @@ def prepare_airflow(settings: Settings) -> dict[str, str]:
 def run_weekly(conf: dict, settings: Settings | None = None) -> dict:
     """Run the DAG once in-process (`airflow dags test`) and return the published plan."""
     s = settings or get_settings()
+    try:
+        validate_params(conf, s)  # refuse bad values in one line, before Airflow starts
+    except RunConfigError as error:
+        raise SystemExit(f"error: {error}") from None
     env = prepare_airflow(s)
     cmd = [str(VENV_BIN / "airflow"), "dags", "test", DAG_ID, "--conf", json.dumps(conf)]
     _timed(f"DAG {DAG_ID}", cmd, env)
@@ -152,8 +167,11 @@ def print_summary(plan: dict, settings: Settings) -> None:
     ]
     for product_id, name, category, depth, profit in plan["top_lines"]:
         lines.append(f"    {product_id:>6} {name or '':<28} {category:<16} {depth:>4.0%} {profit:>10,.2f}")
+    from quality.checkpoints import data_docs_dir
+
     password_hint = "$(cat .local/pg/password)" if settings.work_dir == PROJECT_ROOT / ".local" else "$PROMO_PG_PASSWORD"
     lines += [
+        f"Data quality report (Great Expectations Data Docs): {data_docs_dir(settings) / 'index.html'}",
         "Query it:",
         (f"  PGPASSWORD={password_hint} psql -h {settings.pg_host} -p {settings.pg_port} "
         f"-U {settings.pg_user} {settings.pg_db} -c 'select * from published.current_plan_lines'"),

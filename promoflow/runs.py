@@ -24,38 +24,73 @@ def run_id_from(airflow_run_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", airflow_run_id).strip("_")[:120]
 
 
-def prepare_run(params: dict, airflow_run_id: str, settings: Settings | None = None) -> dict:
-    """Check the parameters and the landing folder before any work starts."""
+DATASET_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+def validate_params(params: dict, settings: Settings | None = None) -> dict:
+    """The run parameters checked and typed, or a one-line RunConfigError saying what to fix.
+
+    Runs before any work: the Airflow task prepare_run and the local runner call it.
+    """
+    from planning.params import BOUNDS, PlanParamError, PlanParams, check_value
+
     s = settings or get_settings()
-    source_dir = s.landing_dir / params["dataset"]
+    unknown = sorted(set(params) - set(BOUNDS) - {"dataset", "plan_week", "epochs"})
+    if unknown:
+        raise RunConfigError(f"Unknown parameter(s) {', '.join(unknown)}; see the DAG's form.")
+    dataset = str(params.get("dataset") or "")
+    if not DATASET_PATTERN.match(dataset) or dataset in (".", ".."):
+        raise RunConfigError(
+            f"dataset {dataset!r} is not a folder name (letters, digits, _ . - only)."
+        )
+    source_dir = s.landing_dir / dataset
     if not source_dir.is_dir():
         raise RunConfigError(
             f"Landing folder {source_dir} does not exist; generate or import the dataset "
-            f"'{params['dataset']}' first (see README) or pick another dataset."
+            f"'{dataset}' first (see README) or pick another dataset."
         )
-    plan_week = params.get("plan_week") or ""
+    plan_week = str(params.get("plan_week") or "")
+    monday = date(2000, 1, 3)
     if plan_week:
         try:
-            parsed = date.fromisoformat(plan_week)
+            monday = date.fromisoformat(plan_week)
         except ValueError:
-            raise RunConfigError(f"plan_week '{plan_week}' is not a date; use YYYY-MM-DD.") from None
-        if parsed.weekday() != 0:
-            raise RunConfigError(f"plan_week {plan_week} is not a Monday; give the Monday that starts the week.")
+            raise RunConfigError(f"plan_week {plan_week!r} is not a date; use YYYY-MM-DD.") from None
+    try:
+        values = {name: check_value(name, params[name]) for name in BOUNDS if name in params}
+        PlanParams(plan_week=monday, **values)
+        epochs = int(params.get("epochs") or 0)
+    except (PlanParamError, ValueError, TypeError) as error:
+        raise RunConfigError(str(error)) from None
+    if not 0 <= epochs <= 1000:
+        raise RunConfigError(f"epochs {epochs} is outside [0, 1000]; 0 keeps each model's default.")
+    return {"dataset": dataset, "source_dir": str(source_dir), "plan_week": plan_week,
+            **values, "epochs": epochs}
+
+
+def prepare_run(params: dict, airflow_run_id: str, settings: Settings | None = None) -> dict:
+    """Check the parameters and the landing folder before any work starts."""
+    from planning.params import PlanParams
+
+    s = settings or get_settings()
+    checked = validate_params(params, s)
+    defaults = PlanParams(plan_week=date(2000, 1, 3))
     run_id = run_id_from(airflow_run_id)
     run = {
         "run_id": run_id,
         "run_dir": str(s.run_dir(run_id)),
-        "source_dir": str(source_dir),
-        "dataset": params["dataset"],
-        "plan_week": plan_week,
-        "budget": float(params["budget"]),
-        "max_discount": float(params["max_discount"]),
-        "margin_floor": float(params["margin_floor"]),
-        "max_promos_per_category": int(params["max_promos_per_category"]),
-        "audience_size": int(params["audience_size"]),
-        "holdout_fraction": float(params["holdout_fraction"]),
-        "epochs": int(params.get("epochs") or 0),
-        "seed": int(params["seed"]),
+        "source_dir": checked["source_dir"],
+        "dataset": checked["dataset"],
+        "plan_week": checked["plan_week"],
+        "budget": checked.get("budget", defaults.budget),
+        "max_discount": checked.get("max_discount", defaults.max_discount),
+        "margin_floor": checked.get("margin_floor", defaults.margin_floor),
+        "max_promos_per_category": checked.get("max_promos_per_category",
+                                               defaults.max_promos_per_category),
+        "audience_size": checked.get("audience_size", defaults.audience_size),
+        "holdout_fraction": checked.get("holdout_fraction", defaults.holdout_fraction),
+        "epochs": checked["epochs"],
+        "seed": checked.get("seed", defaults.seed),
     }
     log.info("Run %s on dataset %s prepared in %s", run_id, run["dataset"], run["run_dir"])
     return run

@@ -1,8 +1,22 @@
-"""Write one run's plan to the `published` schema in a single transaction.
+"""Write one run's plan to the `published` schema, all or nothing (write-audit-publish).
 
-A rerun of the same plan week replaces that week's plan (its rows are deleted and the new ones
-inserted in the same transaction), so BI readers see either the old plan or the new one, never
-a mix, and never duplicates.
+1. Write: under a publish lock (a session advisory lock, so one publish at a time), the staging
+   tables `published_staging.*` are emptied (a killed run may have left rows) and the run's rows
+   are copied into them; this transaction commits.
+2. Audit: SQL checks on the staged rows (see AUDITS): row counts match the frames, no duplicate
+   keys, discounts within the run's max discount, promotion cost within budget, margin floor
+   respected, no customer both treatment and holdout for a product, targets only for promoted
+   products. A failure raises PublishAuditError naming the check, empties staging and leaves
+   `published` untouched.
+3. Publish: in ONE transaction with the audit (`published.plans` locked against other writers),
+   the plan week's rows are deleted (children cascade) and the staged rows inserted, in key
+   order; staging is emptied in the same transaction.
+
+BI readers (views `published.current_plan*`) see the old plan or the new one, never a mix, and
+never duplicates; a publish killed at any point leaves the last good plan. Every published value
+comes from the run's inputs except `published.plans.published_at`, the time the plan became
+visible (the publishing transaction's start): a rerun with the same inputs gives identical rows
+apart from that column (and `run_id`, when the rerun has a new one).
 """
 
 from __future__ import annotations
@@ -19,7 +33,14 @@ from promoflow.warehouse import connect
 log = logging.getLogger(__name__)
 
 SCHEMA_SQL = Path(__file__).with_name("published_schema.sql")
+STAGING = "published_staging"
 
+PLAN_COLUMNS = [
+    "run_id", "plan_week", "dataset", "budget", "max_discount", "margin_floor",
+    "max_promos_per_category", "audience_size", "holdout_fraction", "products_considered",
+    "products_promoted", "promotion_cost", "expected_incremental_revenue",
+    "expected_incremental_profit", "solver_status",
+]
 PLAN_LINE_COLUMNS = [
     "run_id", "plan_week", "product_id", "product_name", "category", "list_price", "unit_cost",
     "discount_depth", "promo_price", "on_hand_units", "baseline_units_p50", "units_p10",
@@ -32,8 +53,65 @@ FORECAST_COLUMNS = ["run_id", "plan_week", "product_id", "discount_depth", "unit
                     "units_p50", "units_p90"]
 METRIC_COLUMNS = ["run_id", "model", "metric", "model_value", "baseline", "baseline_value"]
 
+# table -> (frame columns, table columns, primary key)
+TABLES = {
+    "plan_lines": (PLAN_LINE_COLUMNS,
+                   [c.replace("incremental_", "expected_incremental_") for c in PLAN_LINE_COLUMNS],
+                   "product_id"),
+    "plan_targets": (TARGET_COLUMNS, TARGET_COLUMNS, "product_id, customer_id"),
+    "forecasts": (FORECAST_COLUMNS, FORECAST_COLUMNS, "product_id, discount_depth"),
+    "model_metrics": (METRIC_COLUMNS, METRIC_COLUMNS, "model, metric"),
+}
+
+# (check, query on the staged run returning an offending row or nothing, detail of that row)
+_S = STAGING
+AUDITS = [
+    ("valid assignment",
+     (f"select product_id, customer_id, assignment from {_S}.plan_targets "
+      "where run_id = %(run_id)s and assignment is distinct from 'treatment' "
+      "and assignment is distinct from 'holdout' order by 1, 2 limit 1"),
+     "customer {1} of product {0} has assignment {2!r}, not treatment or holdout"),
+    ("customer in one group",
+     (f"select product_id, customer_id from {_S}.plan_targets where run_id = %(run_id)s "
+      "group by 1, 2 having count(distinct assignment) > 1 order by 1, 2 limit 1"),
+     "customer {1} is both treatment and holdout for product {0}"),
+    ("no duplicate keys",
+     " union all ".join(
+         f"(select '{table}', concat_ws('/', {key}) from {_S}.{table} where run_id = %(run_id)s "
+         f"group by {key} having count(*) > 1 limit 1)" for table, (_, _, key) in TABLES.items()),
+     "{0} has more than one row for key {1}"),
+    ("discount within max_discount",
+     (f"select l.product_id, l.discount_depth, p.max_discount from {_S}.plan_lines l "
+      f"join {_S}.plans p using (run_id) where l.run_id = %(run_id)s "
+      "and not (l.discount_depth > 0 and l.discount_depth <= p.max_discount + 1e-9) "
+      "order by 1 limit 1"),
+     "product {0} has discount {1} outside (0, max_discount {2}]"),
+    ("promotion cost within budget",
+     (f"select greatest(coalesce(sum(l.promotion_cost), 0), p.promotion_cost), p.budget "
+      f"from {_S}.plans p left join {_S}.plan_lines l using (run_id) "
+      "where p.run_id = %(run_id)s group by p.budget, p.promotion_cost "
+      "having greatest(coalesce(sum(l.promotion_cost), 0), p.promotion_cost) > p.budget + 1e-6"),
+     "promotion cost {0:.2f} exceeds the budget {1:.2f}"),
+    ("margin floor",
+     (f"select l.product_id, l.promo_price, l.unit_cost, p.margin_floor from {_S}.plan_lines l "
+      f"join {_S}.plans p using (run_id) where l.run_id = %(run_id)s and not (l.promo_price > 0 "
+      "and l.promo_price - l.unit_cost >= (p.margin_floor - 1e-9) * l.promo_price) "
+      "order by 1 limit 1"),
+     "product {0} at promoted price {1} and unit cost {2} is below the margin floor {3}"),
+    ("targets only for promoted products",
+     (f"select t.product_id from {_S}.plan_targets t where t.run_id = %(run_id)s and not exists "
+      f"(select 1 from {_S}.plan_lines l where l.run_id = t.run_id "
+      "and l.product_id = t.product_id and l.discount_depth > 0) order by 1 limit 1"),
+     "customers are targeted for product {0}, which the plan does not promote"),
+]
+
+
+class PublishAuditError(RuntimeError):
+    """The staged plan failed an audit; `published` was left unchanged."""
+
 
 def ensure_schema(settings: Settings | None = None) -> None:
+    """Create the published and published_staging tables and the current_plan views."""
     with connect(settings) as conn, conn.cursor() as cur:
         cur.execute(SCHEMA_SQL.read_text())
 
@@ -47,32 +125,71 @@ def _copy(cur, table: str, frame: pd.DataFrame, columns: list[str], target_colum
     )
 
 
+def _clear_staging(cur) -> None:
+    cur.execute(f"truncate {', '.join(f'{STAGING}.{t}' for t in ['plans', *TABLES])}")
+
+
+def _write_staging(cur, plan: dict, frames: dict[str, pd.DataFrame]) -> None:
+    _clear_staging(cur)
+    cur.execute(f"insert into {STAGING}.plans ({', '.join(PLAN_COLUMNS)}) "
+                f"values ({', '.join(['%s'] * len(PLAN_COLUMNS))})", [plan[c] for c in PLAN_COLUMNS])
+    for table, (columns, target_columns, _) in TABLES.items():
+        _copy(cur, f"{STAGING}.{table}", frames[table], columns, target_columns)
+
+
+def _audit(cur, run_id: str, plan_week: str, counts: dict[str, int]) -> None:
+    def fail(check: str, detail: str) -> PublishAuditError:
+        return PublishAuditError(f"Publish audit '{check}' failed for run {run_id} (plan week "
+                                 f"{plan_week}): {detail}; published is unchanged.")
+
+    for table, expected in counts.items():
+        cur.execute(f"select count(*) from {STAGING}.{table} where run_id = %s", (run_id,))
+        staged = cur.fetchone()[0]
+        if staged != expected:
+            raise fail("row counts", f"{STAGING}.{table} holds {staged} rows, expected {expected}")
+    for check, query, detail in AUDITS:
+        cur.execute(query, {"run_id": run_id})
+        row = cur.fetchone()
+        if row is not None:
+            raise fail(check, detail.format(*row))
+
+
+def _swap(cur, run_id: str, plan_week: str) -> None:
+    """Replace the plan week in published by the staged run (caller holds the transaction)."""
+    cur.execute("delete from published.plans where plan_week = %s or run_id = %s",
+                (plan_week, run_id))
+    for table, key in [("plans", "run_id"), *((t, k) for t, (_, _, k) in TABLES.items())]:
+        columns = ", ".join(PLAN_COLUMNS if table == "plans" else TABLES[table][1])
+        cur.execute(f"insert into published.{table} ({columns}) select {columns} "
+                    f"from {STAGING}.{table} where run_id = %s order by {key}", (run_id,))
+    _clear_staging(cur)
+
+
 def publish_plan(plan: dict, plan_lines: pd.DataFrame, targets: pd.DataFrame,
                  forecasts: pd.DataFrame, metrics: pd.DataFrame,
                  settings: Settings | None = None) -> None:
     """Replace the plan of `plan['plan_week']` with this run's rows, all or nothing."""
     ensure_schema(settings)
-    run_id, plan_week = plan["run_id"], plan["plan_week"]
+    run_id, plan_week = plan["run_id"], str(plan["plan_week"])
     frames = {"plan_lines": plan_lines, "plan_targets": targets, "forecasts": forecasts,
               "model_metrics": metrics}
-    for name, frame in frames.items():
-        frame["run_id"] = run_id
-        if name != "model_metrics":
-            frame["plan_week"] = plan_week
-    columns = list(plan)
+    frames = {name: frame.assign(run_id=run_id) if name == "model_metrics"
+              else frame.assign(run_id=run_id, plan_week=plan_week) for name, frame in frames.items()}
+    counts = {"plans": 1, **{name: len(frame) for name, frame in frames.items()}}
     with connect(settings) as conn, conn.cursor() as cur:
-        cur.execute("lock table published.plans in share row exclusive mode")
-        cur.execute("delete from published.plans where plan_week = %s or run_id = %s",
-                    (plan_week, run_id))
-        cur.execute(
-            f"insert into published.plans ({', '.join(columns)}) values ({', '.join(['%s'] * len(columns))})",
-            [plan[c] for c in columns],
-        )
-        line_targets = [c.replace("incremental_", "expected_incremental_") for c in PLAN_LINE_COLUMNS]
-        _copy(cur, "published.plan_lines", plan_lines, PLAN_LINE_COLUMNS, line_targets)
-        _copy(cur, "published.plan_targets", targets, TARGET_COLUMNS, TARGET_COLUMNS)
-        _copy(cur, "published.forecasts", forecasts, FORECAST_COLUMNS, FORECAST_COLUMNS)
-        _copy(cur, "published.model_metrics", metrics, METRIC_COLUMNS, METRIC_COLUMNS)
+        cur.execute("select pg_advisory_lock(hashtext('promoflow.publish'))")  # until disconnect
+        _write_staging(cur, plan, frames)
+        conn.commit()
+        try:  # audit and swap in one transaction; readers see the old plan until it commits
+            cur.execute("lock table published.plans in share row exclusive mode")
+            _audit(cur, run_id, plan_week, counts)
+            _swap(cur, run_id, plan_week)
+            conn.commit()
+        except Exception:
+            conn.rollback()
+            _clear_staging(cur)  # a failed publish keeps no staged rows
+            conn.commit()
+            raise
     log.info("Published plan %s for week %s: %d lines, %d targets, %d forecasts",
              run_id, plan_week, len(plan_lines), len(targets), len(forecasts))
 

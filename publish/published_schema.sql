@@ -85,3 +85,13 @@ create or replace view published.current_plan_lines as
 
 create or replace view published.current_plan_targets as
     select t.* from published.plan_targets t join published.current_plan p using (run_id);
+
+-- Write-audit-publish staging: a run's rows land here first, are audited in SQL, then moved to
+-- published in one transaction and removed. Unlogged (scratch data) and without keys or checks,
+-- so that the audit, not a constraint error, reports a bad row. BI cannot read this schema.
+create schema if not exists published_staging;
+create unlogged table if not exists published_staging.plans (like published.plans including defaults);
+create unlogged table if not exists published_staging.plan_lines (like published.plan_lines);
+create unlogged table if not exists published_staging.plan_targets (like published.plan_targets);
+create unlogged table if not exists published_staging.forecasts (like published.forecasts);
+create unlogged table if not exists published_staging.model_metrics (like published.model_metrics);

@@ -1,19 +1,36 @@
-"""Great Expectations quality gates on the marts and on the Spark feature Parquet.
+"""Great Expectations quality gates on raw, on the marts and on the Spark feature Parquet.
 
-    from quality.checkpoints import validate_marts, validate_features
+    from quality.checkpoints import validate_raw, validate_marts, validate_features
 
-Each gate builds (re-runnably) a suite in Python, a validation definition and a checkpoint in
-a file context under `settings.gx_dir`, runs it, rebuilds Data Docs in `settings.gx_dir /
-"data_docs"`, and raises `QualityGateFailed` naming every failed expectation when the data does
-not pass. Great Expectations is imported inside the functions so that importing this module
-(for example while Airflow parses a DAG) stays cheap.
+A gate validates several tables; each table has a suite built (re-runnably) in Python, a
+validation definition and a checkpoint in a file context under `settings.gx_dir`. Every run
+rebuilds Data Docs in `settings.gx_dir / "data_docs"` and, when any expectation of any table
+fails, raises `QualityGateFailed` naming every failed expectation, so the Airflow task fails
+and nothing downstream (training, planning, publishing) runs. Great Expectations is imported
+inside the functions so that importing this module (for example while Airflow parses a DAG)
+stays cheap.
+
+Gates:
+- raw (after ingest): keys unique, required columns set and allowed values as the raw contract
+  says, prices and quantities in range, no order in the future of the run, and the run's ingest
+  accounting: the quarantined share of each table at most `PROMO_MAX_QUARANTINE_SHARE` (0.05)
+  and each table's loaded rows within `PROMO_MAX_ROW_COUNT_CHANGE` (0.5, i.e. +-50%) of the
+  previous run's.
+- marts: keys, ranges and allowed sets of order_lines, customers, products and
+  product_week_sales.
+- features: keys and ranges of the three feature tables, no feature row after the plan week,
+  and no feature computed from the future: every product-week row's `units_lag_1` equals the
+  units of the week before in marts.product_week_sales (0 before the first week of data).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import time
+from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -27,7 +44,27 @@ PASSWORD_VARIABLE = "PROMO_PG_PASSWORD"
 
 MARTS_TABLE = "product_week_sales"
 FEATURES_TABLE = "product_week_features"
+FEATURE_TABLES = ("customer_features", "product_features", "product_week_features")
 FEATURE_LAG_COLUMNS = ("units_lag_1", "units_lag_2", "units_lag_4", "units_lag_52")
+RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:+-]+$")
+
+
+def max_quarantine_share() -> float:
+    return float(os.environ.get("PROMO_MAX_QUARANTINE_SHARE") or 0.05)
+
+
+def max_row_count_change() -> float:
+    return float(os.environ.get("PROMO_MAX_ROW_COUNT_CHANGE") or 0.5)
+
+
+@dataclass
+class TableCheck:
+    """One table of a gate: how to get its batch, and what to expect of it."""
+
+    table: str
+    batch_definition: Any
+    expectations: list[Any]
+    batch_parameters: dict | None = None
 
 
 class QualityGateFailed(RuntimeError):
@@ -35,6 +72,62 @@ class QualityGateFailed(RuntimeError):
 
 
 # --- suites --------------------------------------------------------------------------------
+def _unique(columns: list[str] | tuple[str, ...]) -> Any:
+    import great_expectations.expectations as gxe
+
+    if len(columns) == 1:
+        return gxe.ExpectColumnValuesToBeUnique(column=columns[0])
+    return gxe.ExpectCompoundColumnsToBeUnique(column_list=list(columns))
+
+
+def raw_expectations(table: str) -> list[Any]:
+    """The raw contract of one table (keys, required, allowed values) plus its ranges."""
+    import great_expectations.expectations as gxe
+
+    from ingest.contract import TABLES_BY_NAME
+
+    spec = TABLES_BY_NAME[table]
+    expectations = [_unique(spec.primary_key)]
+    for column in spec.columns:
+        if column.required:
+            expectations.append(gxe.ExpectColumnValuesToNotBeNull(column=column.name))
+        if column.allowed:
+            expectations.append(
+                gxe.ExpectColumnValuesToBeInSet(column=column.name, value_set=list(column.allowed))
+            )
+    if table == "order_lines":
+        expectations += [
+            gxe.ExpectColumnValuesToNotBeInSet(column="quantity", value_set=[0]),
+            gxe.ExpectColumnValuesToBeBetween(column="unit_list_price", min_value=0,
+                                              strict_min=True),
+            gxe.ExpectColumnValuesToBeBetween(column="unit_paid_price", min_value=0),
+            gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+                column_A="unit_list_price", column_B="unit_paid_price", or_equal=True
+            ),
+        ]
+    if table == "products":
+        expectations += [
+            gxe.ExpectColumnValuesToBeBetween(column=name, min_value=0, strict_min=True)
+            for name in ("list_price", "unit_cost")
+        ]
+    return expectations
+
+
+def ingest_run_expectations() -> list[Any]:
+    """The run's accounting per table (see _ingest_run_query): quarantine share, count change."""
+    import great_expectations.expectations as gxe
+
+    change = max_row_count_change()
+    return [
+        gxe.ExpectTableRowCountToBeBetween(min_value=1),
+        gxe.ExpectColumnValuesToBeBetween(column="quarantine_share", min_value=0,
+                                          max_value=max_quarantine_share()),
+        gxe.ExpectColumnValuesToBeBetween(column="row_count_ratio", min_value=1 - change,
+                                          max_value=1 + change),
+        gxe.ExpectColumnValuesToBeBetween(column="future_orders", min_value=0, max_value=0),
+    ]
+
+
 def marts_expectations() -> list[Any]:
     """Expectations on marts.product_week_sales (one row per product and week)."""
     import great_expectations.expectations as gxe
@@ -51,6 +144,34 @@ def marts_expectations() -> list[Any]:
         gxe.ExpectColumnValuesToBeBetween(column="avg_paid_price", min_value=0),
         gxe.ExpectColumnValuesToBeInSet(column="is_promoted", value_set=[True, False]),
     ]
+
+
+def other_marts_expectations() -> dict[str, list[Any]]:
+    """Expectations on the other marts that Spark, Feast and planning read."""
+    import great_expectations.expectations as gxe
+
+    return {
+        "order_lines": [
+            gxe.ExpectTableRowCountToBeBetween(min_value=1),
+            gxe.ExpectCompoundColumnsToBeUnique(column_list=["order_id", "line_number"]),
+            gxe.ExpectColumnValuesToBeBetween(column="discount_depth", min_value=0, max_value=1,
+                                              strict_max=True),
+            gxe.ExpectColumnValuesToNotBeInSet(column="quantity", value_set=[0]),
+            gxe.ExpectColumnValuesToBeInSet(column="is_guest", value_set=[True, False]),
+        ],
+        "customers": [
+            gxe.ExpectTableRowCountToBeBetween(min_value=1),
+            gxe.ExpectColumnValuesToBeUnique(column="customer_id"),
+            gxe.ExpectColumnValuesToBeBetween(column="orders_count", min_value=0),
+        ],
+        "products": [
+            gxe.ExpectTableRowCountToBeBetween(min_value=1),
+            gxe.ExpectColumnValuesToBeUnique(column="product_id"),
+            gxe.ExpectColumnValuesToBeBetween(column="list_price", min_value=0, strict_min=True),
+            gxe.ExpectColumnValuesToBeBetween(column="margin_rate", max_value=1, strict_max=True),
+            gxe.ExpectColumnValuesToBeBetween(column="on_hand_units", min_value=0),
+        ],
+    }
 
 
 def features_expectations() -> list[Any]:
@@ -70,6 +191,33 @@ def features_expectations() -> list[Any]:
             column="discount_depth", min_value=0, max_value=1, strict_max=True
         ),
         gxe.ExpectColumnValuesToBeBetween(column="week_of_year", min_value=1, max_value=53),
+        gxe.ExpectColumnValuesToBeInSet(column="after_plan_week", value_set=[False]),
+        gxe.ExpectColumnValuesToBeInSet(column="lag_1_is_week_before", value_set=[True]),
+    ]
+
+
+def entity_features_expectations(table: str) -> list[Any]:
+    """Expectations on the customer and product feature snapshots."""
+    import great_expectations.expectations as gxe
+
+    key = "customer_id" if table == "customer_features" else "product_id"
+    common = [
+        gxe.ExpectTableRowCountToBeBetween(min_value=1),
+        gxe.ExpectColumnValuesToNotBeNull(column=key),
+        gxe.ExpectCompoundColumnsToBeUnique(column_list=[key, "event_timestamp"]),
+        gxe.ExpectColumnValuesToBeInSet(column="after_plan_week", value_set=[False]),
+    ]
+    if table == "customer_features":
+        return common + [
+            gxe.ExpectColumnValuesToBeBetween(column="recency_days", min_value=0),
+            gxe.ExpectColumnValuesToBeBetween(column="frequency_orders_52w", min_value=0),
+            gxe.ExpectColumnValuesToBeBetween(column="avg_discount_depth", min_value=0,
+                                              max_value=1),
+            gxe.ExpectColumnValuesToBeBetween(column="promo_share", min_value=0, max_value=1),
+        ]
+    return common + [
+        gxe.ExpectColumnValuesToBeBetween(column="list_price", min_value=0, strict_min=True),
+        gxe.ExpectColumnValuesToBeBetween(column="popularity_units_12w", min_value=0),
     ]
 
 
@@ -120,61 +268,49 @@ def _postgres_connection_string(settings: Settings, schema: str) -> str:
     )
 
 
-def _run_checkpoint(
-    context,
-    gate: str,
-    batch_definition,
-    expectations: list[Any],
-    settings: Settings,
-    batch_parameters: dict | None = None,
-) -> dict:
-    """Register suite, validation definition and checkpoint (add or update), run, summarize."""
+def _run_gate(context, gate: str, checks: list[TableCheck], settings: Settings) -> dict:
+    """Register and run one suite, validation definition and checkpoint per table; raise
+    QualityGateFailed naming every failed expectation of every table once all have run."""
     import great_expectations as gx
     from great_expectations.checkpoint import UpdateDataDocsAction
 
-    suite = context.suites.add_or_update(
-        gx.ExpectationSuite(name=f"{gate}_suite", expectations=expectations)
-    )
-    validation = context.validation_definitions.add_or_update(
-        gx.ValidationDefinition(name=f"{gate}_validation", data=batch_definition, suite=suite)
-    )
-    checkpoint = context.checkpoints.add_or_update(
-        gx.Checkpoint(
-            name=f"{gate}_checkpoint",
-            validation_definitions=[validation],
-            actions=[UpdateDataDocsAction(name="update_data_docs", site_names=[DATA_DOCS_SITE])],
-            result_format={"result_format": "SUMMARY"},
-        )
-    )
     started = time.perf_counter()
-    result = checkpoint.run(batch_parameters=batch_parameters)
-    elapsed = time.perf_counter() - started
-
-    table = batch_definition.data_asset.name
-    validation_results = list(result.run_results.values())
-    evaluated = sum(r.statistics["evaluated_expectations"] for r in validation_results)
+    evaluated, failures = 0, []
+    for check in checks:
+        name = f"{gate}_{check.table}"
+        suite = context.suites.add_or_update(
+            gx.ExpectationSuite(name=f"{name}_suite", expectations=check.expectations)
+        )
+        validation = context.validation_definitions.add_or_update(
+            gx.ValidationDefinition(name=f"{name}_validation", data=check.batch_definition,
+                                    suite=suite)
+        )
+        checkpoint = context.checkpoints.add_or_update(
+            gx.Checkpoint(
+                name=f"{name}_checkpoint",
+                validation_definitions=[validation],
+                actions=[UpdateDataDocsAction(name="update_data_docs",
+                                              site_names=[DATA_DOCS_SITE])],
+                result_format={"result_format": "SUMMARY"},
+            )
+        )
+        result = checkpoint.run(batch_parameters=check.batch_parameters)
+        for validation_result in result.run_results.values():
+            evaluated += validation_result.statistics["evaluated_expectations"]
+            failures += [_describe_failure(check.table, r)
+                         for r in validation_result.results if not r.success]
     docs_index = data_docs_dir(settings) / "index.html"
-    if not result.success:
-        failures = [
-            _describe_failure(table, r)
-            for vr in validation_results
-            for r in vr.results
-            if not r.success
-        ]
+    if failures:
         raise QualityGateFailed(
-            f"Quality gate '{gate}' failed: "
-            + "; ".join(failures)
+            f"Quality gate '{gate}' failed: " + "; ".join(failures)
             + f" (see Data Docs at {docs_index})."
         )
-    log.info(
-        "Quality gate '%s' passed: %d expectations on %s in %.1fs", gate, evaluated, table, elapsed
-    )
-    return {
-        "suite": suite.name,
-        "success": True,
-        "evaluated_expectations": evaluated,
-        "data_docs": str(docs_index),
-    }
+    elapsed = time.perf_counter() - started
+    tables = [c.table for c in checks]
+    log.info("Quality gate '%s' passed: %d expectations on %s in %.1fs", gate, evaluated,
+             ", ".join(tables), elapsed)
+    return {"gate": gate, "success": True, "tables": tables,
+            "evaluated_expectations": evaluated, "data_docs": str(docs_index)}
 
 
 def _describe_failure(table: str, expectation_result) -> str:
@@ -197,39 +333,132 @@ def _describe_failure(table: str, expectation_result) -> str:
 
 
 # --- gates ---------------------------------------------------------------------------------
-def validate_marts(settings: Settings | None = None) -> dict:
-    """Validate marts.product_week_sales; raise QualityGateFailed when it does not pass."""
+def _postgres_source(context, settings: Settings, schema: str):
+    return context.data_sources.add_or_update_postgres(
+        name=schema, connection_string=_postgres_connection_string(settings, schema)
+    )
+
+
+def _table_check(datasource, table: str, expectations: list[Any]) -> TableCheck:
+    asset = datasource.add_table_asset(name=table, table_name=table)
+    return TableCheck(table, asset.add_batch_definition_whole_table("whole_table"), expectations)
+
+
+def _ingest_run_query(run_id: str) -> str:
+    """Per table of the run: quarantined share, loaded rows / the previous run's, and (on the
+    orders row) the orders stamped after the load."""
+    return f"""
+        select t.table_name,
+               t.quarantined_rows::float / nullif(t.input_rows, 0) as quarantine_share,
+               t.loaded_rows::float / nullif(p.loaded_rows, 0) as row_count_ratio,
+               case when t.table_name = 'orders' then
+                   (select count(*) from raw.orders o where o.ordered_at > t.loaded_at)
+               else 0 end as future_orders
+        from audit.ingest_runs t
+        left join lateral (
+            select previous.loaded_rows from audit.ingest_runs previous
+            where previous.table_name = t.table_name and previous.run_id <> t.run_id
+              and previous.loaded_at < t.loaded_at
+            order by previous.loaded_at desc limit 1
+        ) p on true
+        where t.run_id = '{run_id}'
+    """
+
+
+def validate_raw(run_id: str, settings: Settings | None = None) -> dict:
+    """Validate the raw tables and the accounting of ingest run `run_id`."""
+    from ingest.contract import TABLES
+
+    if not RUN_ID_PATTERN.match(run_id):
+        raise ValueError(f"Run id {run_id!r} has characters other than letters, digits and _.:+-.")
     settings = settings or get_settings()
     context = _context(settings)
-    datasource = context.data_sources.add_or_update_postgres(
-        name="marts", connection_string=_postgres_connection_string(settings, "marts")
-    )
-    asset = datasource.add_table_asset(name=MARTS_TABLE, table_name=MARTS_TABLE)
-    batch_definition = asset.add_batch_definition_whole_table("whole_table")
-    return _run_checkpoint(context, "marts", batch_definition, marts_expectations(), settings)
+    raw = _postgres_source(context, settings, "raw")
+    checks = [_table_check(raw, spec.name, raw_expectations(spec.name)) for spec in TABLES]
+    accounting = raw.add_query_asset(name="ingest_run", query=_ingest_run_query(run_id))
+    checks.append(TableCheck("ingest_run", accounting.add_batch_definition_whole_table("run"),
+                             ingest_run_expectations()))
+    return _run_gate(context, "raw", checks, settings)
 
 
-def validate_features(settings: Settings | None = None) -> dict:
-    """Validate lake/features/product_week_features; raise QualityGateFailed when it fails."""
+def validate_marts(settings: Settings | None = None) -> dict:
+    """Validate the marts read downstream; raise QualityGateFailed when they do not pass."""
+    settings = settings or get_settings()
+    context = _context(settings)
+    marts = _postgres_source(context, settings, "marts")
+    checks = [_table_check(marts, MARTS_TABLE, marts_expectations())]
+    checks += [_table_check(marts, table, expectations)
+               for table, expectations in other_marts_expectations().items()]
+    return _run_gate(context, "marts", checks, settings)
+
+
+def _read_features(settings: Settings, table: str):
     import pandas as pd
 
-    settings = settings or get_settings()
-    path = settings.lake_dir / "features" / FEATURES_TABLE
+    path = settings.lake_dir / "features" / table
     if not path.exists():
         raise FileNotFoundError(
             f"Feature Parquet {path} does not exist; run the Spark feature "
             "jobs (python -m spark_jobs.run_all) first."
         )
-    frame = pd.read_parquet(path)
+    return pd.read_parquet(path)
+
+
+def _weekly_sales(settings: Settings):
+    import pandas as pd
+
+    from promoflow.warehouse import engine
+
+    with engine(settings).connect() as conn:
+        return pd.read_sql("select product_id, week_start, units from marts.product_week_sales",
+                           conn)
+
+
+def lag_1_is_week_before(features, sales):
+    """Per feature row: does units_lag_1 equal the units of the week before (0 if none)?"""
+    import pandas as pd
+
+    before = sales.assign(
+        event_timestamp=pd.to_datetime(sales["week_start"]).dt.tz_localize("UTC")
+        + pd.Timedelta(days=7),
+        expected=sales["units"].astype("float64"),
+    )[["product_id", "event_timestamp", "expected"]]
+    stamps = pd.to_datetime(features["event_timestamp"], utc=True)
+    joined = features[["product_id"]].assign(event_timestamp=stamps).merge(
+        before, on=["product_id", "event_timestamp"], how="left"
+    )
+    expected = joined["expected"].fillna(0.0).to_numpy()
+    return features["units_lag_1"].astype("float64").fillna(-1.0).to_numpy() == expected
+
+
+def validate_features(
+    settings: Settings | None = None, plan_week: date | None = None, sales=None
+) -> dict:
+    """Validate the three feature tables in the lake; raise QualityGateFailed when they fail.
+
+    `plan_week`: no feature row may be stamped after it (default: the latest row of
+    product_week_features). `sales`: product_id, week_start, units per week (default:
+    marts.product_week_sales) for the no-future check of the lags.
+    """
+    import pandas as pd
+
+    settings = settings or get_settings()
+    frames = {table: _read_features(settings, table) for table in FEATURE_TABLES}
+    product_weeks = frames[FEATURES_TABLE]
+    limit = (pd.Timestamp(plan_week, tz="UTC") if plan_week is not None
+             else pd.to_datetime(product_weeks["event_timestamp"], utc=True).max())
+    for frame in frames.values():
+        frame["after_plan_week"] = pd.to_datetime(frame["event_timestamp"], utc=True) > limit
+    sales = _weekly_sales(settings) if sales is None else sales
+    product_weeks["lag_1_is_week_before"] = lag_1_is_week_before(product_weeks, sales)
+
     context = _context(settings)
     datasource = context.data_sources.add_or_update_pandas(name="lake")
-    asset = datasource.add_dataframe_asset(name=FEATURES_TABLE)
-    batch_definition = asset.add_batch_definition_whole_dataframe("whole_dataframe")
-    return _run_checkpoint(
-        context,
-        "features",
-        batch_definition,
-        features_expectations(),
-        settings,
-        batch_parameters={"dataframe": frame},
-    )
+    checks = []
+    for table, frame in frames.items():
+        expectations = (features_expectations() if table == FEATURES_TABLE
+                        else entity_features_expectations(table))
+        asset = datasource.add_dataframe_asset(name=table)
+        checks.append(TableCheck(table, asset.add_batch_definition_whole_dataframe("frame"),
+                                 expectations, {"dataframe": frame}))
+    return _run_gate(context, "features", checks, settings)

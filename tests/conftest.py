@@ -31,15 +31,32 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     with conn.cursor() as cur:
         cur.execute(f'create database "{db_name}"')
     conn.close()
-    previous = {k: os.environ.get(k) for k in ("PROMO_PG_DB", "PROMO_WORK_DIR", "PROMO_PG_PASSWORD")}
+    # warehouse roles of this session only (roles are cluster-wide); passwords generated into
+    # the session's work folder
+    roles = {"PROMO_WRITER_USER": f"{db_name}_writer", "PROMO_BI_USER": f"{db_name}_bi"}
+    keys = ("PROMO_PG_DB", "PROMO_WORK_DIR", "PROMO_PG_PASSWORD", "PROMO_PG_USER",
+            "PROMO_WRITER_PASSWORD", "PROMO_BI_PASSWORD", *roles)
+    previous = {k: os.environ.get(k) for k in keys}
+    os.environ.pop("PROMO_WRITER_PASSWORD", None)
+    os.environ.pop("PROMO_BI_PASSWORD", None)
     os.environ.update(PROMO_PG_DB=db_name, PROMO_WORK_DIR=str(work_dir),
-                      PROMO_PG_PASSWORD=base.pg_password)
+                      PROMO_PG_USER=base.pg_user, PROMO_PG_PASSWORD=base.pg_password, **roles)
     yield get_settings()
     for key, value in previous.items():
         if value is None:
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+    conn = psycopg2.connect(host=base.pg_host, port=base.pg_port, dbname=db_name,
+                            user=base.pg_user, password=base.pg_password)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        for role in roles.values():
+            cur.execute("select 1 from pg_roles where rolname = %s", (role,))
+            if cur.fetchone():
+                cur.execute(f'drop owned by "{role}" cascade')
+                cur.execute(f'drop role "{role}"')
+    conn.close()
     conn = _admin_connect(base)
     with conn.cursor() as cur:
         cur.execute(f'drop database if exists "{db_name}" with (force)')

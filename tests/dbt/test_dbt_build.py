@@ -119,3 +119,40 @@ def test_parse_needs_no_database(settings: Settings) -> None:
         "calendar_weeks",
     } <= models
     assert any(node["resource_type"] == "unit_test" for node in manifest["unit_tests"].values())
+
+
+@pytest.mark.integration
+def test_every_model_has_tests_and_downstream_marts_have_contracts(settings: Settings) -> None:
+    out_dir = settings.tmp_dir / "dbt_parse_contracts"
+    run = run_dbt(settings, "parse", out_dir=out_dir)
+    assert run.returncode == 0, run.output[-3000:]
+    manifest = json.loads((out_dir / "target" / "manifest.json").read_text())
+    nodes = manifest["nodes"].values()
+    models = {n["unique_id"]: n for n in nodes if n["resource_type"] == "model"}
+    tested = {parent for n in nodes if n["resource_type"] == "test"
+              for parent in n["depends_on"]["nodes"]}
+    assert sorted(set(models) - tested) == []
+    contracted = {m["name"] for m in models.values() if m["config"]["contract"]["enforced"]}
+    assert contracted >= {"order_lines", "customers", "products", "product_week_sales",
+                          "calendar_weeks"}
+    sources = manifest["sources"].values()
+    assert {s["name"] for s in sources if s["freshness"]["error_after"]["count"]} == {
+        "customers", "products", "orders", "order_lines", "promotions", "inventory", "holidays"}
+
+
+@pytest.mark.integration
+def test_source_freshness_fails_on_a_stale_load(settings: Settings, dbt_build: DbtRun) -> None:
+    fresh = run_dbt(settings, "source", "freshness")
+    assert fresh.returncode == 0, fresh.output[-3000:]
+    with connect(settings) as conn, conn.cursor() as cur:
+        cur.execute("update audit.ingest_runs set loaded_at = loaded_at - interval '2 days' "
+                    "where table_name = 'orders'")
+    try:
+        stale = run_dbt(settings, "source", "freshness")
+    finally:
+        with connect(settings) as conn, conn.cursor() as cur:
+            cur.execute("update audit.ingest_runs set loaded_at = loaded_at + interval '2 days' "
+                        "where table_name = 'orders'")
+    assert stale.returncode != 0
+    assert "ERROR STALE freshness of raw.orders" in stale.output
+    assert "PASS freshness of raw.customers" in stale.output

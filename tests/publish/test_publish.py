@@ -1,82 +1,196 @@
-"""Publishing into the real warehouse: one plan per week, replaced atomically on rerun."""
+"""Publishing into the real warehouse: write-audit-publish, one plan per week, all or nothing."""
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from datetime import date
 
 import pandas as pd
+import psycopg2
 import pytest
 
-from planning.optimize import plan_discounts
-from planning.params import PlanParams
-from planning.targeting import target_customers
+from promoflow.roles import as_role
+from promoflow.settings import PROJECT_ROOT
 from promoflow.warehouse import connect
-from publish.publish import publish_plan
-from tests.planning.test_optimize import _market
+from publish.publish import STAGING, TABLES, PublishAuditError, publish_plan
+from tests.publish.plans import big_plan, small_plan
+
+KEYS = {"plans": "run_id", **{table: f"run_id, {key}" for table, (_, _, key) in TABLES.items()}}
 
 
-def _plan(run_id: str, week: date):
-    products, forecasts = _market()
-    forecasts["week_start"] = week
-    params = PlanParams(plan_week=week, budget=300.0)
-    chosen = plan_discounts(forecasts, products, params)
-    chosen = chosen.merge(products[["product_id", "product_name"]], on="product_id")
-    lines = chosen[chosen["discount_depth"] > 0].reset_index(drop=True)
-    recs = pd.DataFrame([(p, c, 1.0 / r, r) for p in products["product_id"]
-                         for r, c in enumerate(range(1000, 1040), start=1)],
-                        columns=["product_id", "customer_id", "score", "rank"])
-    customers = pd.DataFrame({"customer_id": range(1000, 1040), "preferred_channel": "email"})
-    targets = target_customers(lines, recs, customers, week, 10, 0.2, 42)
-    metrics = pd.DataFrame([{"model": "forecaster", "metric": "wape", "model_value": 0.3,
-                             "baseline": "seasonal_naive", "baseline_value": 0.4}])
-    plan = {"run_id": run_id, "plan_week": week.isoformat(), "dataset": "unit", "budget": 300.0,
-            "max_discount": 0.3, "margin_floor": 0.05, "max_promos_per_category": 5,
-            "audience_size": 10, "holdout_fraction": 0.2,
-            "products_considered": int(chosen["product_id"].nunique()),
-            "products_promoted": len(lines), "promotion_cost": float(lines["promotion_cost"].sum()),
-            "expected_incremental_revenue": float(lines["incremental_revenue"].sum()),
-            "expected_incremental_profit": float(lines["incremental_profit"].sum()),
-            "solver_status": "Optimal"}
-    return plan, lines, targets, forecasts, metrics
-
-
-def _snapshot(settings, week: date) -> dict[str, list]:
+def _published(settings, week: date | None = None, run_id: bool = True) -> dict[str, list]:
+    """Rows of every published table (of one plan week, or all), in key order."""
     out = {}
     with connect(settings) as conn, conn.cursor() as cur:
-        for table, key in (("plan_lines", "product_id"), ("plan_targets", "product_id, customer_id"),
-                           ("forecasts", "product_id, discount_depth")):
-            cur.execute(f"select * from published.{table} where plan_week = %s order by {key}", (week,))
-            out[table] = [row[1:] for row in cur.fetchall()]  # without run_id
-        cur.execute("select count(*) from published.plans where plan_week = %s", (week,))
-        out["plans"] = cur.fetchone()
+        for table, key in KEYS.items():
+            where = "true" if week is None else (
+                "run_id in (select run_id from published.plans where plan_week = %(week)s)")
+            cur.execute(f"select * from published.{table} where {where} order by {key}",
+                        {"week": week})
+            names = [d.name for d in cur.description]
+            drop = {"run_id"} if not run_id else set()
+            if week is not None:
+                drop.add("published_at")  # the time the plan became visible; see publish.py
+            out[table] = [tuple(v for n, v in zip(names, row) if n not in drop)
+                          for row in cur.fetchall()]
     return out
 
 
-@pytest.mark.integration
-def test_rerun_of_a_week_replaces_it_without_duplicates(settings):
-    week = date(2026, 11, 16)
-    publish_plan(*_plan("run-a", week), settings=settings)
-    first = _snapshot(settings, week)
-    publish_plan(*_plan("run-b", week), settings=settings)
-    second = _snapshot(settings, week)
-    assert first == second
-    assert second["plans"] == (1,)
-    assert len(second["plan_lines"]) > 0
+def _staged_rows(settings) -> int:
     with connect(settings) as conn, conn.cursor() as cur:
-        cur.execute("select run_id from published.current_plan")
-        assert cur.fetchall() == [("run-b",)]
-        cur.execute("select count(*) from published.plan_lines where run_id = 'run-a'")
-        assert cur.fetchone() == (0,)
+        cur.execute(" union all ".join(f"select count(*) from {STAGING}.{t}"
+                                       for t in ["plans", *TABLES]))
+        return sum(n for (n,) in cur.fetchall())
 
 
 @pytest.mark.integration
-def test_a_failing_publish_leaves_the_previous_plan(settings):
-    week = date(2026, 11, 23)
-    publish_plan(*_plan("run-c", week), settings=settings)
-    before = _snapshot(settings, week)
-    plan, lines, targets, forecasts, metrics = _plan("run-d", week)
-    targets.loc[0, "assignment"] = "neither"  # violates a check constraint mid-transaction
-    with pytest.raises(Exception, match="assignment"):
-        publish_plan(plan, lines, targets, forecasts, metrics, settings=settings)
-    assert _snapshot(settings, week) == before
+def test_rerun_of_a_week_gives_identical_rows_without_duplicates(settings):
+    week = date(2026, 11, 16)
+    publish_plan(*small_plan("run-a", week), settings=settings)
+    first = _published(settings, week)
+    publish_plan(*small_plan("run-a", week), settings=settings)
+    assert _published(settings, week) == first
+    publish_plan(*small_plan("run-b", week), settings=settings)
+    second = _published(settings, week, run_id=False)
+    assert second == _published(settings, week, run_id=False) and len(second["plans"]) == 1
+    assert second == {t: [r[1:] for r in rows] for t, rows in first.items()}  # run_id is first
+    assert len(second["plan_lines"]) > 0 and len(second["plan_targets"]) > 0
     with connect(settings) as conn, conn.cursor() as cur:
         cur.execute("select run_id from published.plans where plan_week = %s", (week,))
-        assert cur.fetchall() == [("run-c",)]
+        assert cur.fetchall() == [("run-b",)]
+        for table, key in KEYS.items():
+            cur.execute(f"select count(*) - count(distinct ({key})) from published.{table}")
+            assert cur.fetchone() == (0,), table
+    assert _staged_rows(settings) == 0
+
+
+def _over_budget(plan, lines, targets):
+    plan["budget"] = plan["promotion_cost"] / 2
+    return targets
+
+
+def _customer_in_both_groups(plan, lines, targets):
+    row = targets.iloc[[0]].copy()
+    row["assignment"] = "holdout" if row["assignment"].iloc[0] == "treatment" else "treatment"
+    return pd.concat([targets, row], ignore_index=True)
+
+
+def _target_for_unpromoted_product(plan, lines, targets):
+    row = targets.iloc[[0]].assign(product_id=999)
+    return pd.concat([targets, row], ignore_index=True)
+
+
+def _discount_above_max(plan, lines, targets):
+    lines.loc[0, "discount_depth"] = 0.5
+    return targets
+
+
+def _below_margin_floor(plan, lines, targets):
+    lines.loc[0, "unit_cost"] = lines.loc[0, "promo_price"]
+    return targets
+
+
+def _duplicate_line(plan, lines, targets):
+    lines.loc[len(lines)] = lines.iloc[0]
+    return targets
+
+
+def _unknown_assignment(plan, lines, targets):
+    targets.loc[0, "assignment"] = "neither"
+    return targets
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("spoil, message", [
+    (_over_budget, r"'promotion cost within budget' failed .*: promotion cost \d+\.\d\d exceeds"),
+    (_customer_in_both_groups, r"'customer in one group' failed .*both treatment and holdout"),
+    (_target_for_unpromoted_product,
+     r"'targets only for promoted products' failed .*product 999, which the plan does not"),
+    (_discount_above_max, r"'discount within max_discount' failed .*discount 0\.5 outside"),
+    (_below_margin_floor, r"'margin floor' failed .*below the margin floor 0\.05"),
+    (_duplicate_line, r"'no duplicate keys' failed .*plan_lines has more than one row"),
+    (_unknown_assignment, r"'valid assignment' failed .*'neither', not treatment or holdout"),
+])
+def test_an_audit_failure_leaves_published_unchanged(settings, spoil, message):
+    week = date(2026, 11, 23)
+    publish_plan(*small_plan("run-good", week), settings=settings)
+    before = _published(settings)
+    plan, lines, targets, forecasts, metrics = small_plan("run-bad", week)
+    targets = spoil(plan, lines, targets)
+    with pytest.raises(PublishAuditError, match=message) as failure:
+        publish_plan(plan, lines, targets, forecasts, metrics, settings=settings)
+    assert str(failure.value).endswith("; published is unchanged.")
+    assert "\n" not in str(failure.value)
+    assert _published(settings) == before
+    assert _staged_rows(settings) == 0
+
+
+KILL_WEEK = date(2030, 1, 7)  # the latest week of the session: published.current_plan shows it
+N_TARGETS = 200_000
+
+
+def _bi_view(bi_settings) -> dict:
+    with connect(bi_settings) as conn, conn.cursor() as cur:
+        cur.execute("select * from published.current_plan")
+        plan = cur.fetchall()
+        cur.execute("select * from published.current_plan_lines order by product_id")
+        lines = cur.fetchall()
+        cur.execute("select count(*), count(distinct run_id) from published.current_plan_targets")
+        return {"plan": plan, "lines": lines, "targets": cur.fetchone()}
+
+
+def _wait_for_statement(settings, app: str, prefix: str, proc: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 120
+    conn = psycopg2.connect(**settings.psycopg_kwargs())
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            while time.monotonic() < deadline:
+                cur.execute("select count(*) from pg_stat_activity where application_name = %s "
+                            "and state = 'active' and query ilike %s", (app, prefix + "%"))
+                if cur.fetchone()[0]:
+                    return
+                if proc.poll() is not None:
+                    pytest.fail(f"the publish ended (rc {proc.returncode}) before '{prefix}' was seen")
+                time.sleep(0.002)
+    finally:
+        conn.close()
+    pytest.fail(f"'{prefix}' was not seen within 120 s")
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("statement", [f"copy {STAGING}.plan_targets",
+                                       "insert into published.plan_targets"])
+def test_a_killed_publish_leaves_the_previous_plan(settings, roles, statement):
+    """SIGKILL while staging (COPY) or while swapping (INSERT): BI still sees the last good plan."""
+    bi = as_role(settings, roles[1])
+    publish_plan(*small_plan("run-before-kill", KILL_WEEK), settings=settings)
+    before = _bi_view(bi)
+    assert before["plan"][0][0] == "run-before-kill" and before["lines"]
+    app = f"publish-kill-{os.getpid()}"
+    code = ("from tests.publish.plans import publish_big; "
+            f"publish_big('run-killed', '{KILL_WEEK.isoformat()}', {N_TARGETS})")
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=PROJECT_ROOT,
+                            env=dict(os.environ, PGAPPNAME=app),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_for_statement(settings, app, statement, proc)
+        if statement.startswith("insert"):  # the staged rows are committed: provably mid-way
+            with connect(settings) as conn, conn.cursor() as cur:
+                cur.execute(f"select count(*) from {STAGING}.plan_targets")
+                assert cur.fetchone()[0] >= N_TARGETS
+        proc.send_signal(signal.SIGKILL)
+        assert proc.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert _bi_view(bi) == before
+    rerun = big_plan("run-killed", KILL_WEEK, N_TARGETS)
+    publish_plan(*rerun, settings=settings)
+    after = _bi_view(bi)
+    assert [row[0] for row in after["plan"]] == ["run-killed"]
+    assert after["lines"] == [("run-killed", *row[1:]) for row in before["lines"]]
+    assert after["targets"] == (len(rerun[2]), 1)
+    assert _staged_rows(settings) == 0

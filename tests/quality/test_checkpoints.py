@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import date, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -10,20 +11,93 @@ import pytest
 
 from promoflow.settings import Settings
 from promoflow.warehouse import connect
-from quality.checkpoints import QualityGateFailed, validate_features, validate_marts
+from quality.checkpoints import (
+    QualityGateFailed,
+    lag_1_is_week_before,
+    validate_features,
+    validate_marts,
+    validate_raw,
+)
 
 BROKEN_ROWS = 3
+MARTS_EXPECTATIONS = 8 + 5 + 3 + 5
+PLAN_WEEK = date(2026, 2, 16)
 
 
 @pytest.mark.integration
 def test_marts_gate_passes_on_tiny_data(settings: Settings, marts_built: None) -> None:
     summary = validate_marts(settings)
     assert summary["success"] is True
-    assert summary["suite"] == "marts_suite"
-    assert summary["evaluated_expectations"] == 8
+    assert summary["tables"] == ["product_week_sales", "order_lines", "customers", "products"]
+    assert summary["evaluated_expectations"] == MARTS_EXPECTATIONS
     assert Path(summary["data_docs"]).is_file()
-    # re-runnable: suite, validation definition and checkpoint are updated, not duplicated
-    assert validate_marts(settings)["evaluated_expectations"] == 8
+    # re-runnable: suites, validation definitions and checkpoints are updated, not duplicated
+    assert validate_marts(settings)["evaluated_expectations"] == MARTS_EXPECTATIONS
+
+
+@pytest.mark.integration
+def test_raw_gate_passes_after_a_clean_ingest(settings: Settings, marts_built: None) -> None:
+    summary = validate_raw("test_dbt", settings)
+    assert summary["tables"][-1] == "ingest_run"
+    assert "order_lines" in summary["tables"]
+    assert summary["evaluated_expectations"] > 30
+
+
+def _fake_run(settings: Settings, run_id: str, loaded_factor: float, quarantined: int) -> None:
+    """Accounting rows of a later ingest run derived from run test_dbt (raw stays as it is)."""
+    with connect(settings) as conn, conn.cursor() as cur:
+        cur.execute("delete from audit.ingest_runs where run_id = %s", (run_id,))
+        cur.execute(
+            """insert into audit.ingest_runs (run_id, table_name, source_file, input_rows,
+                                              loaded_rows, quarantined_rows, loaded_at)
+               select %s, table_name, source_file,
+                      round(loaded_rows * %s)::bigint + %s, round(loaded_rows * %s)::bigint, %s,
+                      loaded_at + interval '1 minute'
+               from audit.ingest_runs where run_id = 'test_dbt'""",
+            (run_id, loaded_factor, quarantined, loaded_factor, quarantined),
+        )
+
+
+@pytest.mark.integration
+def test_raw_gate_fails_on_quarantine_share_and_row_count_jump(
+    settings: Settings, marts_built: None
+) -> None:
+    try:
+        _fake_run(settings, "gate_ok", 1.1, 0)
+        assert validate_raw("gate_ok", settings)["success"] is True
+        _fake_run(settings, "gate_bad", 2.5, 10_000)
+        with pytest.raises(QualityGateFailed) as failed:
+            validate_raw("gate_bad", settings)
+    finally:  # later runs of this session compare themselves with real runs only
+        with connect(settings) as conn, conn.cursor() as cur:
+            cur.execute("delete from audit.ingest_runs where run_id in ('gate_ok', 'gate_bad')")
+    message = str(failed.value)
+    assert message.startswith("Quality gate 'raw' failed:")
+    assert "expect_column_values_to_be_between on ingest_run.quarantine_share" in message
+    assert "expect_column_values_to_be_between on ingest_run.row_count_ratio" in message
+
+
+@pytest.mark.integration
+def test_raw_gate_fails_on_orders_from_the_future(settings: Settings, marts_built: None) -> None:
+    with connect(settings) as conn, conn.cursor() as cur:
+        cur.execute("select order_id, ordered_at from raw.orders order by order_id limit 2")
+        originals = cur.fetchall()
+        cur.execute("update raw.orders set ordered_at = now() + interval '3 days' "
+                    "where order_id = any(%s)", ([o for o, _ in originals],))
+    try:
+        with pytest.raises(QualityGateFailed) as failed:
+            validate_raw("test_dbt", settings)
+    finally:
+        with connect(settings) as conn, conn.cursor() as cur:
+            for order_id, ordered_at in originals:
+                cur.execute("update raw.orders set ordered_at = %s where order_id = %s",
+                            (ordered_at, order_id))
+    assert "ingest_run.future_orders: 1 unexpected rows" in str(failed.value)
+
+
+def test_raw_gate_refuses_odd_run_ids(settings: Settings) -> None:
+    with pytest.raises(ValueError, match="letters, digits"):
+        validate_raw("x'; drop table raw.orders; --", settings)
 
 
 @pytest.mark.integration
@@ -61,11 +135,22 @@ def test_marts_gate_names_column_and_count(settings: Settings, marts_built: None
     assert "discount_depth" not in message
 
 
-def _features(weeks: int = 6, products: tuple[int, ...] = (10001, 10002)) -> pd.DataFrame:
-    starts = pd.date_range("2026-01-05", periods=weeks, freq="7D", tz="UTC")
-    rows = []
+def _sales(weeks: int = 6, products: tuple[int, ...] = (10001, 10002)) -> pd.DataFrame:
+    starts = pd.date_range(PLAN_WEEK - timedelta(weeks=weeks), periods=weeks, freq="7D")
+    return pd.DataFrame([
+        {"product_id": p, "week_start": ts.date(), "units": 3 * i + p % 2}
+        for p in products for i, ts in enumerate(starts)
+    ])
+
+
+def _features(weeks: int = 6, products: tuple[int, ...] = (10001, 10002)) -> dict:
+    """The three feature tables, consistent with _sales: weeks of data plus the plan week."""
+    starts = pd.date_range(PLAN_WEEK - timedelta(weeks=weeks), periods=weeks + 1, freq="7D",
+                           tz="UTC")
+    rows, customers, items = [], [], []
     for product_id in products:
         for i, ts in enumerate(starts):
+            lag_1 = 3 * (i - 1) + product_id % 2 if i > 0 else 0
             rows.append(
                 {
                     "product_id": product_id,
@@ -73,7 +158,7 @@ def _features(weeks: int = 6, products: tuple[int, ...] = (10001, 10002)) -> pd.
                     "category_idx": 0,
                     "week_of_year": int(ts.isocalendar().week),
                     "is_holiday_week": False,
-                    "units_lag_1": float(i),
+                    "units_lag_1": lag_1,
                     "units_lag_2": float(i),
                     "units_lag_4": float(i),
                     "units_lag_52": None,
@@ -85,19 +170,31 @@ def _features(weeks: int = 6, products: tuple[int, ...] = (10001, 10002)) -> pd.
                     "list_price": 20.0,
                 }
             )
-    return pd.DataFrame(rows)
+            items.append({"product_id": product_id, "event_timestamp": ts, "category": "toys",
+                          "list_price": 20.0, "unit_cost": 8.0, "margin_rate": 0.6,
+                          "popularity_units_12w": i, "promo_lift": 1.0})
+    for customer_id in (1, 2, 3):
+        for i, ts in enumerate(starts):
+            customers.append({"customer_id": customer_id, "event_timestamp": ts,
+                              "recency_days": 7 * i, "frequency_orders_52w": i,
+                              "monetary_value_52w": 10.0 * i, "avg_discount_depth": 0.1,
+                              "promo_share": 0.5, "top_category": "toys"})
+    return {"product_week_features": pd.DataFrame(rows),
+            "product_features": pd.DataFrame(items),
+            "customer_features": pd.DataFrame(customers)}
 
 
-def _write_features(settings: Settings, frame: pd.DataFrame) -> None:
-    """A Spark-like output folder: part files plus a _SUCCESS marker."""
-    folder = settings.lake_dir / "features" / "product_week_features"
-    folder.mkdir(parents=True, exist_ok=True)
-    for old in folder.iterdir():
-        old.unlink()
-    half = len(frame) // 2
-    frame.iloc[:half].to_parquet(folder / "part-00000.parquet", index=False)
-    frame.iloc[half:].to_parquet(folder / "part-00001.parquet", index=False)
-    (folder / "_SUCCESS").touch()
+def _write_features(settings: Settings, frames: dict) -> None:
+    """Spark-like output folders: part files plus a _SUCCESS marker."""
+    for name, frame in frames.items():
+        folder = settings.lake_dir / "features" / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for old in folder.iterdir():
+            old.unlink()
+        half = len(frame) // 2
+        frame.iloc[:half].to_parquet(folder / "part-00000.parquet", index=False)
+        frame.iloc[half:].to_parquet(folder / "part-00001.parquet", index=False)
+        (folder / "_SUCCESS").touch()
 
 
 @pytest.fixture
@@ -109,23 +206,27 @@ def lake_settings(settings: Settings, tmp_path: Path) -> Settings:
 @pytest.mark.integration
 def test_features_gate_passes(lake_settings: Settings) -> None:
     _write_features(lake_settings, _features())
-    summary = validate_features(lake_settings)
+    summary = validate_features(lake_settings, PLAN_WEEK, _sales())
     assert summary["success"] is True
-    assert summary["suite"] == "features_suite"
-    assert summary["evaluated_expectations"] == 10
+    assert summary["tables"] == ["customer_features", "product_features",
+                                 "product_week_features"]
+    assert summary["evaluated_expectations"] == 8 + 6 + 12
     assert Path(summary["data_docs"]).is_file()
 
 
 @pytest.mark.integration
 def test_features_gate_names_each_failure(lake_settings: Settings) -> None:
-    frame = _features()
+    frames = _features()
+    frame = frames["product_week_features"]
     frame.loc[0, "discount_depth"] = 1.0  # the top of [0, 1) is excluded
     frame.loc[[1, 2], "units_lag_4"] = -1.0
     frame.loc[3, "week_of_year"] = 54
     duplicate = frame.iloc[[5]]  # same product_id and event_timestamp twice
-    _write_features(lake_settings, pd.concat([frame, duplicate], ignore_index=True))
+    frames["product_week_features"] = pd.concat([frame, duplicate], ignore_index=True)
+    frames["customer_features"].loc[0, "promo_share"] = 1.5
+    _write_features(lake_settings, frames)
     with pytest.raises(QualityGateFailed) as failed:
-        validate_features(lake_settings)
+        validate_features(lake_settings, PLAN_WEEK, _sales())
     message = str(failed.value)
     assert message.startswith("Quality gate 'features' failed:")
     assert (
@@ -138,7 +239,33 @@ def test_features_gate_names_each_failure(lake_settings: Settings) -> None:
         "expect_compound_columns_to_be_unique on "
         "product_week_features.product_id,event_timestamp: 2 unexpected rows"
     ) in message
-    assert "units_lag_1" not in message
+    assert "customer_features.promo_share: 1 unexpected rows" in message
+    assert "units_lag_1" not in message and "after_plan_week" not in message
+
+
+@pytest.mark.integration
+def test_features_gate_catches_features_from_the_future(lake_settings: Settings) -> None:
+    frames = _features()
+    sales = _sales()
+    # a leaky lag: the week's own units instead of the week before's
+    leaky = frames["product_week_features"].copy()
+    own = leaky.merge(
+        sales.assign(event_timestamp=pd.to_datetime(sales["week_start"]).dt.tz_localize("UTC")),
+        on=["product_id", "event_timestamp"], how="left",
+    )["units"]
+    leaky["units_lag_1"] = own.fillna(0).to_numpy()
+    assert not lag_1_is_week_before(leaky, sales).all()
+    frames["product_week_features"] = leaky
+    # and a customer snapshot stamped after the plan week
+    late = frames["customer_features"].iloc[[0]].assign(
+        event_timestamp=pd.Timestamp(PLAN_WEEK + timedelta(weeks=1), tz="UTC"))
+    frames["customer_features"] = pd.concat([frames["customer_features"], late])
+    _write_features(lake_settings, frames)
+    with pytest.raises(QualityGateFailed) as failed:
+        validate_features(lake_settings, PLAN_WEEK, sales)
+    message = str(failed.value)
+    assert "product_week_features.lag_1_is_week_before" in message
+    assert "customer_features.after_plan_week: 1 unexpected rows" in message
 
 
 def test_missing_feature_folder_says_what_to_run(lake_settings: Settings) -> None:
