@@ -21,7 +21,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from promoflow.logs import setup_logging
-from promoflow.roles import Role, ensure_roles
+from promoflow.roles import Role, bi_role, ensure_roles
 from promoflow.runs import RunConfigError, validate_params
 from promoflow.settings import PROJECT_ROOT, Settings, get_settings
 
@@ -169,12 +169,14 @@ def print_summary(plan: dict, settings: Settings) -> None:
         lines.append(f"    {product_id:>6} {name or '':<28} {category:<16} {depth:>4.0%} {profit:>10,.2f}")
     from quality.checkpoints import data_docs_dir
 
-    password_hint = "$(cat .local/pg/password)" if settings.work_dir == PROJECT_ROOT / ".local" else "$PROMO_PG_PASSWORD"
+    bi = bi_role(settings)
+    local = settings.work_dir == PROJECT_ROOT / ".local"
+    password_hint = "$(cat .local/pg/bi_password)" if local and not os.environ.get("PROMO_BI_PASSWORD") else "$PROMO_BI_PASSWORD"
     lines += [
         f"Data quality report (Great Expectations Data Docs): {data_docs_dir(settings) / 'index.html'}",
-        "Query it:",
+        "Query it as the read-only BI role:",
         (f"  PGPASSWORD={password_hint} psql -h {settings.pg_host} -p {settings.pg_port} "
-        f"-U {settings.pg_user} {settings.pg_db} -c 'select * from published.current_plan_lines'"),
+         f"-U {bi.user} {settings.pg_db} -c 'select * from published.current_plan_lines'"),
         "",
     ]
     print("\n".join(lines))

@@ -16,7 +16,8 @@ pytestmark = pytest.mark.skipif(shutil.which("docker-compose") is None,
 
 
 def _config(path: Path) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PROMO_PG_PASSWORD="compose-check")
+    env = dict(os.environ, PROMO_PG_PASSWORD="compose-check", PROMO_WRITER_PASSWORD="w",
+               PROMO_BI_PASSWORD="b")
     return subprocess.run(["docker-compose", "-f", str(path), "config", "-q"],
                           capture_output=True, text=True, env=env, cwd=path.parent, check=False)
 
@@ -37,6 +38,11 @@ def test_compose_has_the_platform_services():
             assert dependency in services, f"{name} depends on unknown {dependency}"
     # secrets come from the environment, never written in the file
     assert "${PROMO_PG_PASSWORD" in COMPOSE.read_text()
+    # tasks reach the warehouse as the writer role, not as the admin user
+    env = spec["x-promo-env"]
+    assert env["PROMO_PG_USER"] == "promo_writer"
+    assert env["AIRFLOW_CONN_PROMO_WAREHOUSE"].startswith("postgres://promo_writer:")
+    assert services["airflow-init"]["environment"]["PROMO_PG_USER"] == "promo"
 
 
 def test_a_broken_compose_file_is_refused(tmp_path):
