@@ -16,7 +16,8 @@ REASONS = {
     "null_required": "a required column is empty",
     "bad_type": "a value does not parse as the column's type",
     "not_allowed": "a value is not one of the column's allowed values",
-    "out_of_range": "a value breaks a range rule",
+    "out_of_range": "a value breaks a range rule or is beyond its column's type",
+    "future_timestamp": "a date or timestamp is later than the run's as_of",
     "duplicate_key": "the primary key repeats an earlier valid row (the first is kept)",
     "orphan_customer": "orders.customer_id is not a loaded customer",
     "orphan_order": "order_lines.order_id is not a loaded order",
@@ -32,6 +33,7 @@ class Column:
     allowed: tuple[str, ...] | None = None
     scale: int | None = None  # numeric: digits after the point
     max_abs: float | None = None  # numeric: largest absolute value the column holds
+    not_future: bool = False  # date, timestamp: must not be later than the run's as_of
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,7 @@ TABLES: tuple[TableSpec, ...] = (
         "customers",
         (
             Column("customer_id", "bigint", required=True),
-            Column("signup_date", "date", required=True),
+            Column("signup_date", "date", required=True, not_future=True),
             Column("region", "text", required=True),
             Column("age_band", "text"),
             Column("preferred_channel", "text", allowed=("email", "app_push", "sms")),
@@ -111,7 +113,7 @@ TABLES: tuple[TableSpec, ...] = (
         (
             Column("order_id", "bigint", required=True),
             Column("customer_id", "bigint"),
-            Column("ordered_at", "timestamp", required=True),
+            Column("ordered_at", "timestamp", required=True, not_future=True),
             Column("channel", "text", required=True, allowed=("web", "app", "store")),
         ),
         primary_key=("order_id",),
@@ -137,7 +139,16 @@ TABLES: tuple[TableSpec, ...] = (
             RangeRule("line_number", lambda f: f["line_number"] < 1, "must be >= 1"),
             RangeRule("quantity", lambda f: f["quantity"] == 0, "must not be 0"),
             RangeRule("unit_list_price", lambda f: f["unit_list_price"] <= 0, "must be > 0"),
-            RangeRule("unit_paid_price", lambda f: f["unit_paid_price"] < 0, "must be >= 0"),
+            RangeRule(
+                "unit_paid_price",
+                lambda f: f["unit_paid_price"] <= 0,
+                "must be > 0 (a discount depth below 100%)",
+            ),
+            RangeRule(
+                "unit_paid_price",
+                lambda f: f["unit_paid_price"] > f["unit_list_price"],
+                "must not exceed unit_list_price (a negative discount depth)",
+            ),
         ),
     ),
     TableSpec(
@@ -174,7 +185,7 @@ TABLES: tuple[TableSpec, ...] = (
         "inventory",
         (
             Column("product_id", "bigint", required=True),
-            Column("snapshot_date", "date", required=True),
+            Column("snapshot_date", "date", required=True, not_future=True),
             Column("on_hand_units", "integer", required=True),
         ),
         primary_key=("product_id", "snapshot_date"),

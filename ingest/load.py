@@ -1,18 +1,21 @@
 """Landing files -> `raw` tables, `raw.quarantine` and `audit.ingest_runs`.
 
-    python -m ingest.load --source DIR --run-id ID
+    python -m ingest.load --source DIR --run-id ID [--as-of TIMESTAMP]
 
 A full snapshot load: every row of every landing file is validated against the raw contract
 (docs/raw_contract.md) with pandas; valid rows replace the previous contents of the raw tables
 and invalid rows go to raw.quarantine with a reason code, all in one transaction, so a failure
-leaves the previous raw data in place. Re-running a run_id replaces that run's quarantine and
-audit rows.
+leaves the previous raw data in place. File-level problems (a missing or unreadable file, a
+missing column) raise IngestError before the warehouse is touched. Re-running a run_id replaces
+that run's quarantine and audit rows.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import difflib
+import hashlib
 import io
 import json
 import logging
@@ -20,13 +23,14 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import psycopg2
 
-from ingest.contract import TABLES, Column, TableSpec
+from ingest.contract import TABLES, TABLES_BY_NAME, Column, TableSpec
 from promoflow import warehouse
 from promoflow.settings import Settings, get_settings
 
@@ -39,10 +43,12 @@ _DATE_PATTERN = r"\d{4}-\d{2}-\d{2}"
 _TIMESTAMP_PATTERN = r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?"
 STRING = pd.StringDtype("pyarrow")
 _INT32_MAX = 2**31 - 1
+_SEPARATORS = {";": '";"', "\t": "tabs", "|": '"|"'}
 
 
 class IngestError(RuntimeError):
-    """The landing files cannot be loaded at all (missing file, missing column, unreadable)."""
+    """The landing files cannot be loaded at all (missing file, missing column, unreadable);
+    the message is one sentence saying what is wrong and what to do."""
 
 
 @dataclass
@@ -78,11 +84,14 @@ def _strings(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _decode(path: Path) -> str:
+    data = path.read_bytes()
     try:
-        return path.read_bytes().decode("utf-8-sig")
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
         raise IngestError(
-            f"{path.name} is not valid UTF-8 (byte {exc.start}); re-export it as UTF-8."
+            f"{path.name} is not valid UTF-8 (byte 0x{data[exc.start]:02x} on line {line}); "
+            "re-export it as UTF-8."
         ) from None
 
 
@@ -94,6 +103,12 @@ def _header(path: Path, text: str, spec: TableSpec) -> list[str]:
             f"columns {', '.join(spec.column_names)}."
         )
     header = [h.strip() for h in next(csv.reader([first]))]
+    separator = next((s for s in _SEPARATORS if len(header) == 1 and s in header[0]), None)
+    if separator is not None:
+        raise IngestError(
+            f"{path.name} seems to be separated by {_SEPARATORS[separator]}; the contract needs "
+            "commas, so re-export it as comma-separated values."
+        )
     _check_header(path.name, header, spec)
     return header
 
@@ -128,8 +143,9 @@ def _read_csv(path: Path, spec: TableSpec) -> Landed:
         )
     except pa.ArrowException as exc:
         raise IngestError(f"{path.name} is not readable as CSV ({exc}); fix the file.") from None
-    if '"' in text and any(
-        pc.any(pc.match_substring(table.column(c), "\n")).as_py() for c in spec.column_names
+    if '"' in text and (
+        any("\n" in t for _, t in invalid)
+        or any(pc.any(pc.match_substring(table.column(c), "\n")).as_py() for c in spec.column_names)
     ):
         return _read_csv_exact(path, text, header, spec)
     lengths = np.fromiter(map(len, text.replace("\r\n", "\n").split("\n")), dtype=np.int64)
@@ -151,13 +167,19 @@ def _read_csv_exact(path: Path, text: str, header: list[str], spec: TableSpec) -
     next(reader)
     records: list[list[str]] = []
     lines: list[int] = []
+    width = len(header)
     previous = reader.line_num
     for record in reader:
+        if record and len(record) != width and reader.line_num > previous + 1:
+            raise IngestError(
+                f"{path.name} has a quote opened on line {previous + 1} that is not closed "
+                f"before line {reader.line_num}, so the lines between are lost; close that quote "
+                "(a quote inside a value is written twice)."
+            )
         if record:
             records.append(record)
             lines.append(previous + 1)
         previous = reader.line_num
-    width = len(header)
     good = [i for i, r in enumerate(records) if len(r) == width]
     frame = pd.DataFrame([records[i] for i in good], columns=header, dtype=object)
     frame = frame.loc[:, ~frame.columns.duplicated()][spec.column_names]
@@ -191,32 +213,88 @@ def _read_parquet(path: Path, spec: TableSpec) -> Landed:
     return Landed(path.name, _strings(frame), np.arange(1, len(frame) + 1), [])
 
 
+def _closest(column: str, missing: list[str], extra: list[str]) -> str:
+    """The header name most like a missing column (a rename), for the error message."""
+    close = difflib.get_close_matches(column.lower(), [e.lower() for e in extra], n=1, cutoff=0.4)
+    if close:
+        return next(e for e in extra if e.lower() == close[0])
+    return extra[0] if len(missing) == 1 and len(extra) == 1 else ""
+
+
 def _check_header(file_name: str, header: list[str], spec: TableSpec) -> None:
     missing = [c for c in spec.column_names if c not in header]
-    if missing:
-        raise IngestError(
-            f"{file_name} lacks the column(s) {', '.join(missing)} that the raw contract "
-            f"requires ({', '.join(spec.column_names)}); add them to the file."
-        )
     extra = [c for c in header if c not in spec.column_names]
+    if missing:
+        found = [(c, _closest(c, missing, extra)) for c in missing]
+        described = ", ".join(
+            f"{c} (closest header name found: {e!r})" if e else f"{c} (no similar header name)"
+            for c, e in found
+        )
+        raise IngestError(
+            f"{file_name} lacks the column(s) {described}; rename or add them so that the "
+            f"header names {', '.join(spec.column_names)}."
+        )
+    repeated = sorted({c for c in header if c in spec.column_names and header.count(c) > 1})
+    if repeated:
+        raise IngestError(
+            f"{file_name} names the column(s) {', '.join(repeated)} more than once; keep one "
+            "column of each name."
+        )
     if extra:
         log.warning("%s: ignoring columns not in the raw contract: %s", file_name, ", ".join(extra))
 
 
-def read_landing(source_dir: Path, spec: TableSpec) -> Landed | None:
-    """Read <table>.csv (or <table>.parquet); None when an optional table has no file."""
-    csv_path = source_dir / f"{spec.name}.csv"
-    parquet_path = source_dir / f"{spec.name}.parquet"
-    if csv_path.exists():
-        return _read_csv(csv_path, spec)
-    if parquet_path.exists():
-        return _read_parquet(parquet_path, spec)
-    if spec.required_file:
+def landing_files(source_dir: Path) -> dict[str, Path | None]:
+    """The file of each table (<table>.csv, else <table>.parquet; None: an optional table
+    without a file); a missing required file or two byte-identical files stop the run."""
+    files: dict[str, Path | None] = {}
+    for spec in TABLES:
+        csv_path = source_dir / f"{spec.name}.csv"
+        parquet_path = source_dir / f"{spec.name}.parquet"
+        if csv_path.exists() and parquet_path.exists():
+            log.warning(
+                "%s: both %s and %s exist; reading the CSV",
+                spec.name,
+                csv_path.name,
+                parquet_path.name,
+            )
+        if csv_path.exists() or parquet_path.exists():
+            files[spec.name] = csv_path if csv_path.exists() else parquet_path
+        elif spec.required_file:
+            raise IngestError(
+                f"{csv_path} is missing; every landing folder needs {spec.name}.csv "
+                "(see docs/raw_contract.md)."
+            )
+        else:
+            files[spec.name] = None
+    seen: dict[str, Path] = {}
+    for table, path in files.items():
+        if path is None or path.stat().st_size == 0:
+            continue  # an empty file is reported when it is read
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        if digest in seen:
+            raise IngestError(
+                f"{path.name} is byte-identical to {seen[digest].name}; one of them was exported "
+                f"under the wrong name, so replace it with the {table} table."
+            )
+        seen[digest] = path
+    return files
+
+
+def read_landing(path: Path, spec: TableSpec) -> Landed:
+    """Read one landing file; an empty file, or a required table without rows, stops the run."""
+    if path.stat().st_size == 0:
         raise IngestError(
-            f"{csv_path} is missing; every landing folder needs {spec.name}.csv "
-            "(see docs/raw_contract.md)."
+            f"{path.name} is empty (0 bytes); export it with the header line "
+            f"{','.join(spec.column_names)} and its rows."
         )
-    return None
+    landed = _read_parquet(path, spec) if path.suffix == ".parquet" else _read_csv(path, spec)
+    if spec.required_file and len(landed.values) + len(landed.bad_format) == 0:
+        raise IngestError(
+            f"{path.name} has a header but no rows; export the {spec.name} rows too (only "
+            "optional tables such as holidays may be empty)."
+        )
+    return landed
 
 
 # --- validation -----------------------------------------------------------------------------
@@ -235,29 +313,35 @@ def _cast(values: pd.Series, pattern: str, arrow_type) -> pd.Series:
     return pd.Series(cast.to_pandas(types_mapper=mapper), index=values.index)
 
 
-def _parse(values: pd.Series, column: Column) -> tuple[pd.Series, pd.Series]:
-    """(parsed values, mask of non-null values that do not parse)."""
+def _parse(values: pd.Series, column: Column) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """(parsed values, mask of non-null values that do not parse, mask of numbers too large
+    for the column's type)."""
     import pyarrow as pa
 
     present = values.notna()
+    too_large = pd.Series(False, index=values.index)
     if column.kind in ("bigint", "integer"):
         parsed = _cast(values, _INT_PATTERN, pa.int64())
         if column.kind == "integer":
             parsed = parsed.mask((parsed.abs() > _INT32_MAX).fillna(False))
+        digits = values.str.fullmatch(r"[+-]?\d+").fillna(False).astype(bool)
+        too_large = digits & parsed.isna()
     elif column.kind == "numeric":
         number = _cast(values, _NUMBER_PATTERN, pa.float64())
         parsed = pd.Series(number.to_numpy(dtype=float, na_value=np.nan), index=values.index)
         parsed = parsed.where(np.isfinite(parsed)).round(column.scale or 0)
-        parsed = parsed.where(parsed.abs() < (column.max_abs or np.inf))
+        too_large = pd.Series(~(parsed.abs() < (column.max_abs or np.inf)), index=values.index)
+        too_large &= number.notna().to_numpy(dtype=bool)
+        parsed = parsed.mask(too_large)
     elif column.kind == "date":
         ok = values.str.fullmatch(_DATE_PATTERN).fillna(False).astype(bool)
         parsed = pd.to_datetime(values.where(ok), format="%Y-%m-%d", errors="coerce")
     elif column.kind == "timestamp":
         ok = values.str.fullmatch(_TIMESTAMP_PATTERN).fillna(False).astype(bool)
         parsed = pd.to_datetime(values.where(ok), format="ISO8601", errors="coerce")
-    else:
-        parsed = values
-    return parsed, present & parsed.isna()
+    else:  # text: anything but a NUL character, which PostgreSQL text cannot hold
+        parsed = values.mask(values.str.contains("\x00", regex=False).fillna(False))
+    return parsed, present & parsed.isna() & ~too_large, too_large
 
 
 def _flag(
@@ -282,9 +366,14 @@ def _shown(values: pd.Series, rows: np.ndarray) -> list[str]:
 
 
 def validate(
-    landed: Landed, spec: TableSpec, parent_keys: dict[str, pd.Index], run_id: str
+    landed: Landed,
+    spec: TableSpec,
+    parent_keys: dict[str, pd.Index],
+    run_id: str,
+    as_of: datetime,
 ) -> Checked:
-    """Check every row of one table; parent_keys holds the loaded keys of earlier tables."""
+    """Check every row of one table; parent_keys holds the loaded keys of earlier tables,
+    as_of (naive UTC) is the run's time: later dates and timestamps are future_timestamp."""
     raw = landed.values
     n = len(raw)
     reason = np.full(n, None, dtype=object)
@@ -300,8 +389,15 @@ def validate(
                 reason, detail, raw[column.name].isna(), "null_required", f"{column.name} is empty"
             )
     for column in spec.columns:
-        parsed[column.name], bad = _parse(raw[column.name], column)
+        parsed[column.name], bad, too_large = _parse(raw[column.name], column)
         _flag(reason, detail, bad, "bad_type", says(column.name, f"is not a valid {column.kind}"))
+        _flag(
+            reason,
+            detail,
+            too_large,
+            "out_of_range",
+            says(column.name, f"is beyond the range of the column's type ({column.kind})"),
+        )
     for column in spec.columns:
         if column.allowed:
             outside = raw[column.name].notna() & ~raw[column.name].isin(column.allowed)
@@ -315,6 +411,16 @@ def validate(
     for rule in spec.ranges:
         broken = rule.violates(parsed).fillna(False).astype(bool)
         _flag(reason, detail, broken, "out_of_range", says(rule.column, rule.message))
+    for column in spec.columns:
+        if column.not_future:
+            limit = pd.Timestamp(as_of if column.kind == "timestamp" else as_of.date())
+            _flag(
+                reason,
+                detail,
+                (parsed[column.name] > limit).fillna(False),
+                "future_timestamp",
+                says(column.name, f"is later than the run's as_of {as_of:%Y-%m-%d %H:%M:%S}"),
+            )
 
     valid_so_far = reason == None
     duplicated = np.zeros(n, dtype=bool)
@@ -340,7 +446,13 @@ def validate(
 
     bad = reason != None
     bad_rows = np.flatnonzero(bad)
-    records = raw.iloc[bad_rows].astype(object).to_json(orient="records", lines=True)
+    # jsonb cannot hold NUL characters: the record shows them as U+FFFD
+    records = (
+        raw.iloc[bad_rows]
+        .apply(lambda values: values.str.replace("\x00", "\ufffd", regex=False))
+        .astype(object)
+        .to_json(orient="records", lines=True)
+    )
     quarantine = pd.DataFrame(
         {
             "run_id": run_id,
@@ -356,7 +468,10 @@ def validate(
                 for _, fields in landed.bad_format
             ],
             "record": [r for r in records.split("\n") if r][: len(bad_rows)]
-            + [json.dumps({"fields": fields}) for _, fields in landed.bad_format],
+            + [
+                json.dumps({"fields": [f.replace("\x00", "\ufffd") for f in fields]})
+                for _, fields in landed.bad_format
+            ],
         }
     ).sort_values("source_line", kind="stable")
     return Checked(
@@ -404,12 +519,24 @@ def _load(cur, table: str, columns: list[str], frame: pd.DataFrame) -> None:
     )
 
 
+def _utc(as_of: datetime | None) -> datetime:
+    """The run's time as a naive UTC datetime (naive input is taken as UTC)."""
+    if as_of is None:
+        return datetime.now(UTC).replace(tzinfo=None)
+    return as_of.astimezone(UTC).replace(tzinfo=None) if as_of.tzinfo else as_of
+
+
 def run_ingest(
-    source_dir: Path, run_id: str, settings: Settings | None = None
+    source_dir: Path,
+    run_id: str,
+    settings: Settings | None = None,
+    as_of: datetime | None = None,
 ) -> dict[str, dict[str, int]]:
-    """Validate and load every landing file of source_dir; counts per table."""
+    """Validate and load every landing file of source_dir; counts per table. as_of is the
+    run's time (default: now, UTC); rows dated after it are quarantined as future_timestamp."""
     settings = settings or get_settings()
     source_dir = Path(source_dir)
+    as_of = _utc(as_of)
     if not source_dir.is_dir():
         raise IngestError(
             f"Landing folder {source_dir} does not exist; pass the folder that "
@@ -418,15 +545,13 @@ def run_ingest(
     started = time.perf_counter()
     parent_keys: dict[str, pd.Index] = {}
     checked_tables: list[Checked] = []
-    for spec in TABLES:
-        landed = read_landing(source_dir, spec)
-        if landed is None:
-            log.warning(
-                "%s: no %s.csv in %s; the table will be empty", spec.name, spec.name, source_dir
-            )
+    for table, path in landing_files(source_dir).items():
+        spec = TABLES_BY_NAME[table]
+        if path is None:
+            log.warning("%s: no %s.csv in %s; the table will be empty", table, table, source_dir)
             checked = _empty_checked(spec)
         else:
-            checked = validate(landed, spec, parent_keys, run_id)
+            checked = validate(read_landing(path, spec), spec, parent_keys, run_id, as_of)
         if len(spec.primary_key) == 1:
             parent_keys[spec.name] = pd.Index(checked.keys[spec.primary_key[0]])
         checked_tables.append(checked)
@@ -498,9 +623,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", required=True, type=Path, help="landing folder")
     parser.add_argument("--run-id", required=True, help="id of this load (audit, quarantine)")
+    parser.add_argument(
+        "--as-of",
+        type=datetime.fromisoformat,
+        help="the run's time, e.g. 2026-11-16T00:00 (UTC unless it has an offset; default now)",
+    )
     args = parser.parse_args(argv)
     try:
-        run_ingest(args.source, args.run_id)
+        run_ingest(args.source, args.run_id, as_of=args.as_of)
     except (IngestError, warehouse.WarehouseUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

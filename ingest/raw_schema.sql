@@ -33,9 +33,10 @@ create table if not exists raw.order_lines (
     product_id       bigint not null references raw.products (product_id),
     quantity         integer not null check (quantity <> 0),   -- negative: a return
     unit_list_price  numeric(12, 2) not null check (unit_list_price > 0),
-    unit_paid_price  numeric(12, 2) not null check (unit_paid_price >= 0),
+    unit_paid_price  numeric(12, 2) not null check (unit_paid_price > 0),
     promotion_id     bigint,
-    primary key (order_id, line_number)
+    primary key (order_id, line_number),
+    check (unit_paid_price <= unit_list_price)   -- discount depth 1 - paid/list in [0, 1)
 );
 
 create table if not exists raw.promotions (

@@ -73,3 +73,43 @@ def test_models_are_logged_against_their_baselines(settings, published):
     models = {r[0] for r in rows}
     assert models == {"forecaster", "recommender"}
     assert all(r[2] is not None and r[3] is not None for r in rows)
+
+
+PUBLISHED_TABLES = {
+    "plans": "plan_week",
+    "plan_lines": "product_id",
+    "plan_targets": "product_id, customer_id",
+    "forecasts": "product_id, discount_depth",
+    "model_metrics": "model, metric",
+}
+
+
+def _published_rows(settings, run_id):
+    """Every published row of a run in key order, without run_id and published_at (when the plan
+    became visible)."""
+    tables = {}
+    for table, key in PUBLISHED_TABLES.items():
+        columns = [r[0] for r in _rows(
+            settings, "select column_name from information_schema.columns where table_schema = "
+            "'published' and table_name = %s and column_name not in ('run_id', 'published_at') "
+            "order by ordinal_position", (table,))]
+        tables[table] = _rows(settings, f"select {', '.join(columns)} from published.{table} "
+                              f"where run_id = %s order by {key}", (run_id,))
+    return tables
+
+
+@pytest.mark.integration
+def test_rerunning_the_week_publishes_identical_rows_once(settings, published):
+    first = _published_rows(settings, published["run_id"])
+    conf = {"dataset": "tiny", "plan_week": str(published["plan_week"]), "budget": BUDGET,
+            "max_discount": 0.3, "margin_floor": MARGIN_FLOOR, "max_promos_per_category": 3,
+            "audience_size": 30, "holdout_fraction": 0.2, "epochs": 0, "seed": 42}
+    again = run_weekly(conf, settings)
+    assert again["run_id"] != published["run_id"]
+    assert _published_rows(settings, again["run_id"]) == first
+    # the week has one plan, the rerun's; the first run's rows are gone
+    assert _rows(settings, "select run_id from published.plans where plan_week = %s",
+                 (published["plan_week"],)) == [(again["run_id"],)]
+    for table in PUBLISHED_TABLES:
+        assert _rows(settings, f"select count(*) from published.{table} where run_id = %s",
+                     (published["run_id"],))[0][0] == 0

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import shutil
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from ingest.contract import TABLES
-from ingest.load import IngestError, main, run_ingest
+from ingest.load import IngestError, _utc, main, run_ingest
 from promoflow import warehouse
 from promoflow.settings import Settings
 
@@ -18,6 +19,27 @@ def _query(settings: Settings, sql: str, params: tuple = ()) -> list[tuple]:
     with warehouse.connect(settings) as conn, conn.cursor() as cur:
         cur.execute(sql, params)
         return cur.fetchall()
+
+
+AS_OF = datetime(2026, 11, 16)  # the plan week's Monday; the tiny market ends the day before
+STATE = [f"raw.{t.name}" for t in TABLES] + ["raw.quarantine", "audit.ingest_runs"]
+
+
+def _state(settings: Settings) -> dict[str, tuple]:
+    """Count and hash of the rows of raw, quarantine and audit, and raw's constraints."""
+    state = {
+        table: _query(
+            settings,
+            f"select count(*), md5(string_agg(t::text, '|' order by t::text)) from {table} t",
+        )[0]
+        for table in STATE
+    }
+    state["constraints"] = _query(
+        settings,
+        "select conrelid::regclass::text, conname, pg_get_constraintdef(oid) from pg_constraint "
+        "where connamespace = 'raw'::regnamespace order by 1, 2",
+    )
+    return state
 
 
 def _raw_counts(settings: Settings) -> dict[str, int]:
@@ -199,3 +221,54 @@ def test_quoted_line_breaks_keep_exact_line_numbers(
     assert rows == [(first + 2, "bad_type")]
     name = _query(settings, "select product_name from raw.products where product_id = 999007")
     assert name == [("Two\nLines, quoted",)]
+
+
+def test_a_failure_inside_the_load_leaves_raw_as_the_last_run_left_it(
+    settings: Settings, tiny_landing: Path, tmp_path: Path
+) -> None:
+    landing = _copy_landing(tiny_landing, tmp_path / "bad")
+    _append(landing / "orders.csv", "999001,1,2026-01-05 10:00:00,fax")
+    run_ingest(landing, "last-good", settings, as_of=AS_OF)
+    before = _state(settings)
+    assert before["raw.quarantine"][0] > 0 and before["audit.ingest_runs"][0] > 0
+    # the last table loaded fails inside the transaction (a real PostgreSQL error)
+    with warehouse.connect(settings) as conn, conn.cursor() as cur:
+        cur.execute(
+            "create function raw.refuse_load() returns trigger language plpgsql as "
+            "$$ begin raise exception 'inventory is read-only'; end $$; "
+            "create trigger refuse_load before insert on raw.inventory "
+            "for each row execute function raw.refuse_load()"
+        )
+    try:
+        with pytest.raises(IngestError, match=r"^Loading raw\.inventory failed \(ERROR: inventory"):
+            run_ingest(tiny_landing, "last-good", settings, as_of=AS_OF)  # same run id
+    finally:
+        with warehouse.connect(settings) as conn, conn.cursor() as cur:
+            cur.execute("drop function raw.refuse_load() cascade")
+    assert _state(settings) == before
+
+
+def test_a_rerun_replaces_its_audit_and_quarantine_rows(
+    settings: Settings, tiny_landing: Path, tmp_path: Path
+) -> None:
+    landing = _copy_landing(tiny_landing, tmp_path / "bad")
+    line = _append(landing / "orders.csv", "999001,1,2026-11-20 10:00:00,web")
+    args = ["--source", str(landing), "--run-id", "rerun", "--as-of", "2026-11-16T00:00"]
+    assert main(args) == 0
+    assert main(args) == 0
+    audit = "select table_name, quarantined_rows from audit.ingest_runs where run_id = 'rerun'"
+    assert sorted(_query(settings, audit)) == sorted(
+        (t.name, int(t.name == "orders")) for t in TABLES
+    )
+    quarantine = "select source_line, reason from raw.quarantine where run_id = 'rerun'"
+    assert _query(settings, quarantine) == [(line, "future_timestamp")]
+    run_ingest(tiny_landing, "rerun", settings, as_of=AS_OF)
+    assert sorted(_query(settings, audit)) == sorted((t.name, 0) for t in TABLES)
+    assert _query(settings, quarantine) == []
+
+
+def test_as_of_is_naive_utc() -> None:
+    plus_two = timezone(timedelta(hours=2))
+    assert _utc(datetime(2026, 11, 16, 1, 0, tzinfo=plus_two)) == datetime(2026, 11, 15, 23, 0)
+    assert _utc(AS_OF) == AS_OF
+    assert _utc(None).tzinfo is None

@@ -1,0 +1,514 @@
+"""The bad-input corpus: corruptions of the tiny market and what ingest must do with each.
+
+Each case corrupts a copy of the tiny landing folder and returns the expected outcome: `Refused`
+(a file-level IngestError with this exact message, raw unchanged) or `Loaded` (the run loads;
+these rows are quarantined, and each table's input grows by `added` rows). The table at the end
+of docs/raw_contract.md lists the same cases.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class Row:
+    """An expected quarantine row: table, 1-based source line, reason, a fragment of the detail."""
+
+    table: str
+    line: int
+    reason: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class Loaded:
+    quarantined: list[Row] = field(default_factory=list)
+    added: dict[str, int] = field(default_factory=dict)  # input rows beyond the clean market
+
+
+@dataclass(frozen=True)
+class Refused:
+    message: str  # the whole IngestError message
+
+
+class Landing:
+    """A copy of the tiny landing folder to corrupt."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def file(self, table: str) -> Path:
+        return self.path / f"{table}.csv"
+
+    def lines(self, table: str) -> list[str]:
+        return self.file(table).read_text().splitlines()
+
+    def append(self, table: str, *rows: str) -> int:
+        """Append rows; the source line of the first one."""
+        text = self.file(table).read_text()
+        self.file(table).write_text(text + "".join(row + "\n" for row in rows))
+        return text.count("\n") + 1
+
+    def replace(self, table: str, line: int, row: str) -> None:
+        lines = self.lines(table)
+        lines[line - 1] = row
+        self.file(table).write_text("\n".join(lines) + "\n")
+
+    def write(self, table: str, text: str) -> None:
+        self.file(table).write_text(text)
+
+
+Case = Callable[[Landing], Loaded | Refused]
+CASES: dict[str, Case] = {}
+
+
+def case(function: Case) -> Case:
+    CASES[function.__name__] = function
+    return function
+
+
+LINE = "1,90,10001,{quantity},{list_price},{paid_price},"  # an extra line of order 1
+
+
+def _line(quantity: str = "1", list_price: str = "36.99", paid_price: str = "36.99") -> str:
+    return LINE.format(quantity=quantity, list_price=list_price, paid_price=paid_price)
+
+
+def _extra_line(landing: Landing, reason: str, detail: str, **values: str) -> Loaded:
+    """Append one line of order 1 that is quarantined with this reason and detail."""
+    line = landing.append("order_lines", _line(**values))
+    return Loaded([Row("order_lines", line, reason, detail)], {"order_lines": 1})
+
+
+# --- row level: quarantined -----------------------------------------------------------------
+@case
+def malformed_line(landing: Landing) -> Loaded:
+    line = landing.append("orders", "999001,1,2026-01-05 10:00:00")
+    return Loaded([Row("orders", line, "bad_format", "3 fields, the header has 4")], {"orders": 1})
+
+
+@case
+def unterminated_quote(landing: Landing) -> Loaded:
+    line = landing.append("products", '999001,"Broken name,toys,Acme,5.00,1.00')
+    return Loaded([Row("products", line, "bad_format", "2 fields")], {"products": 1})
+
+
+@case
+def text_in_integer(landing: Landing) -> Loaded:
+    return _extra_line(landing, "bad_type", "quantity='two' is not a valid integer", quantity="two")
+
+
+@case
+def decimal_quantity(landing: Landing) -> Loaded:
+    return _extra_line(landing, "bad_type", "quantity='1.5' is not a valid integer", quantity="1.5")
+
+
+@case
+def zero_quantity(landing: Landing) -> Loaded:
+    return _extra_line(landing, "out_of_range", "quantity='0' must not be 0", quantity="0")
+
+
+@case
+def negative_quantity_is_a_return(landing: Landing) -> Loaded:
+    landing.append("order_lines", _line(quantity="-2"))
+    return Loaded([], {"order_lines": 1})
+
+
+@case
+def zero_list_price(landing: Landing) -> Loaded:
+    return _extra_line(
+        landing, "out_of_range", "unit_list_price='0.00' must be > 0", list_price="0.00"
+    )
+
+
+@case
+def negative_paid_price(landing: Landing) -> Loaded:
+    return _extra_line(
+        landing, "out_of_range", "unit_paid_price='-1.00' must be > 0", paid_price="-1.00"
+    )
+
+
+@case
+def free_line_is_a_full_discount(landing: Landing) -> Loaded:
+    return _extra_line(
+        landing, "out_of_range", "unit_paid_price='0.00' must be > 0", paid_price="0.00"
+    )
+
+
+@case
+def paid_above_list_price(landing: Landing) -> Loaded:
+    return _extra_line(
+        landing,
+        "out_of_range",
+        "unit_paid_price='40.00' must not exceed unit_list_price",
+        paid_price="40.00",
+    )
+
+
+@case
+def promotion_depth_over_100_percent(landing: Landing) -> Loaded:
+    line = landing.append(
+        "promotions",
+        "999001,10001,2026-01-05,2026-01-11,1.5000,price_cut",
+        "999002,10001,2026-01-05,2026-01-11,-0.1000,price_cut",
+    )
+    detail = "discount_depth='{}' must be in [0, 1)"
+    return Loaded(
+        [
+            Row("promotions", line, "out_of_range", detail.format("1.5000")),
+            Row("promotions", line + 1, "out_of_range", detail.format("-0.1000")),
+        ],
+        {"promotions": 2},
+    )
+
+
+@case
+def promotion_ends_before_it_starts(landing: Landing) -> Loaded:
+    line = landing.append("promotions", "999001,10001,2026-01-11,2026-01-05,0.1000,coupon")
+    row = Row("promotions", line, "out_of_range", "end_date='2026-01-05' must not be before")
+    return Loaded([row], {"promotions": 1})
+
+
+@case
+def negative_product_prices(landing: Landing) -> Loaded:
+    line = landing.append(
+        "products", "999001,Broken,toys,Acme,-5.00,1.00", "999002,Free,toys,Acme,5.00,0"
+    )
+    return Loaded(
+        [
+            Row("products", line, "out_of_range", "list_price='-5.00' must be > 0"),
+            Row("products", line + 1, "out_of_range", "unit_cost='0' must be > 0"),
+        ],
+        {"products": 2},
+    )
+
+
+@case
+def negative_stock(landing: Landing) -> Loaded:
+    line = landing.append("inventory", "10001,2026-11-08,-3")
+    row = Row("inventory", line, "out_of_range", "on_hand_units='-3' must be >= 0")
+    return Loaded([row], {"inventory": 1})
+
+
+@case
+def huge_values(landing: Landing) -> Loaded:
+    line = landing.append(
+        "order_lines",
+        _line(quantity="99999999999"),
+        "1,91,10001,1,1e12,36.99,",
+        "1234567890123456789012345,1,10001,1,36.99,36.99,",
+        "1,92,10001,1,1e400,36.99,",
+    )
+    beyond = "is beyond the range of the column's type"
+    return Loaded(
+        [
+            Row("order_lines", line, "out_of_range", f"quantity='99999999999' {beyond}"),
+            Row("order_lines", line + 1, "out_of_range", f"unit_list_price='1e12' {beyond}"),
+            Row("order_lines", line + 2, "out_of_range", "order_id='1234567890123456789012345'"),
+            Row("order_lines", line + 3, "out_of_range", f"unit_list_price='1e400' {beyond}"),
+        ],
+        {"order_lines": 4},
+    )
+
+
+@case
+def nul_character_in_text(landing: Landing) -> Loaded:
+    line = landing.append("products", "999001,Bad\x00name,toys,Acme,5.00,1.00")
+    row = Row("products", line, "bad_type", "product_name='Bad\\x00name' is not a valid text")
+    return Loaded([row], {"products": 1})
+
+
+@case
+def bad_date_formats(landing: Landing) -> Loaded:
+    line = landing.append(
+        "orders", "999001,1,2026/01/05 10:00:00,web", "999002,1,2026-01-05T10:00:00Z,web"
+    )
+    first = landing.append("customers", "999001,05-01-2026,north,,", "999002,2026-02-30,north,,")
+    return Loaded(
+        [
+            Row("orders", line, "bad_type", "ordered_at='2026/01/05 10:00:00' is not a valid"),
+            Row("orders", line + 1, "bad_type", "ordered_at='2026-01-05T10:00:00Z' is not"),
+            Row("customers", first, "bad_type", "signup_date='05-01-2026' is not a valid date"),
+            Row("customers", first + 1, "bad_type", "signup_date='2026-02-30' is not a valid"),
+        ],
+        {"orders": 2, "customers": 2},
+    )
+
+
+@case
+def unknown_allowed_values(landing: Landing) -> Loaded:
+    order = landing.append("orders", "999001,1,2026-01-05 10:00:00,fax")
+    customer = landing.append("customers", "999001,2026-01-01,north,,pigeon")
+    promotion = landing.append("promotions", "999001,10001,2026-01-05,2026-01-11,0.1000,bogo")
+    return Loaded(
+        [
+            Row("orders", order, "not_allowed", "channel='fax' is not one of web, app, store"),
+            Row("customers", customer, "not_allowed", "preferred_channel='pigeon' is not one"),
+            Row("promotions", promotion, "not_allowed", "promo_type='bogo' is not one of"),
+        ],
+        {"orders": 1, "customers": 1, "promotions": 1},
+    )
+
+
+@case
+def empty_required_values(landing: Landing) -> Loaded:
+    line = landing.append("orders", "999001,1,2026-01-05 10:00:00,", "999002,1, ,web")
+    return Loaded(
+        [
+            Row("orders", line, "null_required", "channel is empty"),
+            Row("orders", line + 1, "null_required", "ordered_at is empty"),
+        ],
+        {"orders": 2},
+    )
+
+
+@case
+def duplicate_order_id(landing: Landing) -> Loaded:
+    first = landing.lines("orders")[1]  # order 1
+    line = landing.append("orders", first.replace(",app", ",web"))
+    row = Row("orders", line, "duplicate_key", "(order_id) = (1) repeats an earlier row")
+    return Loaded([row], {"orders": 1})
+
+
+@case
+def duplicate_line_key(landing: Landing) -> Loaded:
+    line = landing.append("order_lines", "1,1,10002,1,83.99,83.99,")
+    row = Row("order_lines", line, "duplicate_key", "(order_id, line_number) = (1, 1) repeats")
+    return Loaded([row], {"order_lines": 1})
+
+
+@case
+def orphan_line(landing: Landing) -> Loaded:
+    line = landing.append("order_lines", "99999999,1,10001,1,36.99,36.99,")
+    row = Row("order_lines", line, "orphan_order", "order_id='99999999' is not in orders")
+    return Loaded([row], {"order_lines": 1})
+
+
+@case
+def orphan_order(landing: Landing) -> Loaded:
+    order = landing.append("orders", "999001,999999,2026-01-05 10:00:00,web")
+    line = landing.append("order_lines", "999001,1,10001,1,36.99,36.99,")
+    return Loaded(
+        [
+            Row("orders", order, "orphan_customer", "customer_id='999999' is not in customers"),
+            Row("order_lines", line, "orphan_order", "order_id='999001' is not in orders"),
+        ],
+        {"orders": 1, "order_lines": 1},
+    )
+
+
+@case
+def guest_order_is_valid(landing: Landing) -> Loaded:
+    landing.append("orders", "999001,,2026-01-05 10:00:00,store")
+    landing.append("order_lines", "999001,1,10001,1,36.99,30.00,")
+    return Loaded([], {"orders": 1, "order_lines": 1})
+
+
+@case
+def orphan_products(landing: Landing) -> Loaded:
+    line = landing.append("order_lines", "1,90,55555,1,9.99,9.99,")
+    promotion = landing.append("promotions", "999001,55555,2026-01-05,2026-01-11,0.1000,coupon")
+    stock = landing.append("inventory", "55555,2026-11-15,4")
+    detail = "product_id='55555' is not in products"
+    return Loaded(
+        [
+            Row("order_lines", line, "orphan_product", detail),
+            Row("promotions", promotion, "orphan_product", detail),
+            Row("inventory", stock, "orphan_product", detail),
+        ],
+        {"order_lines": 1, "promotions": 1, "inventory": 1},
+    )
+
+
+@case
+def quarantined_order_takes_its_lines(landing: Landing) -> Loaded:
+    landing.replace("orders", 2, "1,118,2025-09-22 07:21:52,fax")  # order 1
+    lines = [
+        n
+        for n, text in enumerate(landing.lines("order_lines"), start=1)
+        if text.split(",")[0] == "1"
+    ]
+    return Loaded(
+        [Row("orders", 2, "not_allowed", "channel='fax'")]
+        + [Row("order_lines", n, "orphan_order", "order_id='1' is not in orders") for n in lines]
+    )
+
+
+@case
+def future_order(landing: Landing) -> Loaded:
+    order = landing.append(
+        "orders", "999001,1,2026-11-16 08:00:00,web", "999002,1,2026-11-16 00:00:00,web"
+    )
+    line = landing.append(
+        "order_lines", "999001,1,10001,1,36.99,36.99,", "999002,1,10001,1,36.99,36.99,"
+    )
+    after = "is later than the run's as_of 2026-11-16 00:00:00"
+    return Loaded(
+        [
+            Row("orders", order, "future_timestamp", f"ordered_at='2026-11-16 08:00:00' {after}"),
+            Row("order_lines", line, "orphan_order", "order_id='999001' is not in orders"),
+        ],
+        {"orders": 2, "order_lines": 2},
+    )
+
+
+@case
+def future_signup_and_snapshot(landing: Landing) -> Loaded:
+    customer = landing.append("customers", "999001,2026-12-01,north,,")
+    stock = landing.append("inventory", "10001,2026-11-17,5", "10002,2026-11-16,5")
+    return Loaded(
+        [
+            Row("customers", customer, "future_timestamp", "signup_date='2026-12-01' is later"),
+            Row("inventory", stock, "future_timestamp", "snapshot_date='2026-11-17' is later"),
+        ],
+        {"customers": 1, "inventory": 2},
+    )
+
+
+@case
+def future_promotion_and_holiday_are_valid(landing: Landing) -> Loaded:
+    landing.append("promotions", "999001,10001,2026-11-23,2026-11-29,0.2000,mailer")
+    landing.append("holidays", "2027-05-01,Labour Day")
+    return Loaded([], {"promotions": 1, "holidays": 1})
+
+
+@case
+def header_only_optional_file(landing: Landing) -> Loaded:
+    removed = len(landing.lines("holidays")) - 1
+    landing.write("holidays", "holiday_date,holiday_name\n")
+    return Loaded([], {"holidays": -removed})
+
+
+@case
+def csv_and_parquet_for_one_table(landing: Landing) -> Loaded:
+    customers = pd.read_csv(landing.file("customers"), dtype=str).head(3)
+    customers.to_parquet(landing.path / "customers.parquet", index=False)
+    return Loaded()  # the CSV wins: the full customer table is loaded
+
+
+# --- file level: refused, raw unchanged -----------------------------------------------------
+@case
+def missing_required_file(landing: Landing) -> Refused:
+    landing.file("inventory").unlink()
+    return Refused(
+        f"{landing.file('inventory')} is missing; every landing folder needs inventory.csv "
+        "(see docs/raw_contract.md)."
+    )
+
+
+@case
+def empty_file(landing: Landing) -> Refused:
+    landing.write("orders", "")
+    return Refused(
+        "orders.csv is empty (0 bytes); export it with the header line "
+        "order_id,customer_id,ordered_at,channel and its rows."
+    )
+
+
+@case
+def header_only_required_file(landing: Landing) -> Refused:
+    landing.write("promotions", landing.lines("promotions")[0] + "\n\n")
+    return Refused(
+        "promotions.csv has a header but no rows; export the promotions rows too (only "
+        "optional tables such as holidays may be empty)."
+    )
+
+
+@case
+def no_header_line(landing: Landing) -> Refused:
+    landing.write("products", "\n" + "\n".join(landing.lines("products")[1:]) + "\n")
+    return Refused(
+        "products.csv has no header line; its first line must name the columns product_id, "
+        "product_name, category, brand, list_price, unit_cost."
+    )
+
+
+@case
+def missing_column(landing: Landing) -> Refused:
+    frame = pd.read_csv(landing.file("order_lines"), dtype=str)
+    frame.drop(columns="quantity").to_csv(landing.file("order_lines"), index=False)
+    return Refused(
+        "order_lines.csv lacks the column(s) quantity (no similar header name); rename or add "
+        "them so that the header names order_id, line_number, product_id, quantity, "
+        "unit_list_price, unit_paid_price, promotion_id."
+    )
+
+
+@case
+def renamed_column(landing: Landing) -> Refused:
+    lines = landing.lines("order_lines")
+    landing.write("order_lines", "\n".join([lines[0].replace("quantity", "qty"), *lines[1:]]))
+    return Refused(
+        "order_lines.csv lacks the column(s) quantity (closest header name found: 'qty'); "
+        "rename or add them so that the header names order_id, line_number, product_id, "
+        "quantity, unit_list_price, unit_paid_price, promotion_id."
+    )
+
+
+@case
+def repeated_column(landing: Landing) -> Refused:
+    lines = landing.lines("holidays")
+    landing.write("holidays", "\n".join(f"{line},{line.split(',')[1]}" for line in lines))
+    return Refused(
+        "holidays.csv names the column(s) holiday_name more than once; keep one column of "
+        "each name."
+    )
+
+
+@case
+def not_utf8(landing: Landing) -> Refused:
+    text = landing.file("customers").read_bytes()
+    landing.file("customers").write_bytes(
+        text + "999001,2026-01-01,São Paulo,,\n".encode("latin-1")
+    )
+    line = text.count(b"\n") + 1
+    return Refused(
+        f"customers.csv is not valid UTF-8 (byte 0xe3 on line {line}); re-export it as UTF-8."
+    )
+
+
+@case
+def semicolon_separated(landing: Landing) -> Refused:
+    lines = landing.lines("products")
+    landing.write("products", "\n".join(line.replace(",", ";") for line in lines) + "\n")
+    return Refused(
+        'products.csv seems to be separated by ";"; the contract needs commas, so re-export it '
+        "as comma-separated values."
+    )
+
+
+@case
+def tab_separated(landing: Landing) -> Refused:
+    lines = landing.lines("inventory")
+    landing.write("inventory", "\n".join(line.replace(",", "\t") for line in lines) + "\n")
+    return Refused(
+        "inventory.csv seems to be separated by tabs; the contract needs commas, so re-export "
+        "it as comma-separated values."
+    )
+
+
+@case
+def unclosed_quote_inside_the_file(landing: Landing) -> Refused:
+    lines = landing.lines("products")
+    lines[5] = lines[5].replace(",", ',"', 1)
+    landing.write("products", "\n".join(lines) + "\n")
+    return Refused(
+        f"products.csv has a quote opened on line 6 that is not closed before line {len(lines)}, "
+        "so the lines between are lost; close that quote (a quote inside a value is written "
+        "twice)."
+    )
+
+
+@case
+def file_identical_to_another_table(landing: Landing) -> Refused:
+    shutil.copyfile(landing.file("orders"), landing.file("order_lines"))
+    return Refused(
+        "order_lines.csv is byte-identical to orders.csv; one of them was exported under the "
+        "wrong name, so replace it with the order_lines table."
+    )
