@@ -152,6 +152,25 @@ def published_summary(settings: Settings, plan_week: str | None = None) -> dict:
     return plan
 
 
+def model_lines(run_dir: Path) -> list[str]:
+    """How much data each model had and how it did against its baseline (holdout weeks)."""
+    lines = ["  models (holdout metric: model vs baseline):"]
+    for model, size_key, size_label, metric, baseline in (
+        ("forecaster", "train_rows", "product-weeks", "wape", "seasonal naive"),
+        ("recommender", "train_interactions", "customer-product-weeks", "recall_at_10",
+         "popularity"),
+    ):
+        path = run_dir / f"{model}_metrics.json"
+        if not path.exists():
+            continue
+        metrics = json.loads(path.read_text())
+        lines.append(
+            f"    {model:<12} trained on {metrics.get(size_key, 0):,} {size_label}; "
+            f"{metric} {metrics['model'][metric]:.3f} vs {baseline} {metrics['baseline'][metric]:.3f}"
+        )
+    return lines
+
+
 def print_summary(plan: dict, settings: Settings) -> None:
     lines = [
         "",
@@ -167,6 +186,7 @@ def print_summary(plan: dict, settings: Settings) -> None:
     ]
     for product_id, name, category, depth, profit in plan["top_lines"]:
         lines.append(f"    {product_id:>6} {name or '':<28} {category:<16} {depth:>4.0%} {profit:>10,.2f}")
+    lines += model_lines(settings.runs_dir / plan["run_id"])
     from quality.checkpoints import data_docs_dir
 
     bi = bi_role(settings)
@@ -194,7 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    gen = sub.add_parser("generate", help="write a synthetic market into the landing area")
+    gen = sub.add_parser("generate", help="write a synthetic market (tiny, demo) or import a "
+                         "real one (completejourney) into the landing area")
     gen.add_argument("--preset", default="demo")
     gen.add_argument("--seed", type=int, default=42)
     weekly = sub.add_parser("weekly", help="run the weekly DAG in-process and print the plan")
@@ -211,7 +232,14 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("airflow", help="start the Airflow UI (standalone)")
     args = parser.parse_args(argv)
     settings = get_settings()
-    if args.command == "generate":
+    if args.command == "generate" and args.preset == "completejourney":
+        from ingest.completejourney import import_completejourney
+
+        start = time.time()
+        import_completejourney(settings.landing_dir / "completejourney", seed=args.seed)
+        log.info("Imported The Complete Journey in %.1f s (report: %s)", time.time() - start,
+                 settings.landing_dir / "completejourney" / "import_report.json")
+    elif args.command == "generate":
         from synthetic.generate import generate
 
         start = time.time()

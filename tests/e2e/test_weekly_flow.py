@@ -113,3 +113,13 @@ def test_rerunning_the_week_publishes_identical_rows_once(settings, published):
     for table in PUBLISHED_TABLES:
         assert _rows(settings, f"select count(*) from published.{table} where run_id = %s",
                      (published["run_id"],))[0][0] == 0
+
+
+@pytest.mark.integration
+def test_summary_says_how_much_data_each_model_had(settings, published):
+    from promoflow.local_run import model_lines
+
+    lines = model_lines(settings.runs_dir / published["run_id"])
+    assert len(lines) == 3
+    assert "forecaster" in lines[1] and "product-weeks" in lines[1]
+    assert "recommender" in lines[2] and "popularity" in lines[2]
