@@ -584,9 +584,10 @@ def run_ingest(
             if quarantined:
                 _load(cur, "raw.quarantine", list(checked.quarantine.columns), checked.quarantine)
             cur.execute(
-                "insert into audit.ingest_runs (run_id, table_name, source_file, input_rows, "
-                "loaded_rows, quarantined_rows) values (%s, %s, %s, %s, %s, %s)",
-                (run_id, name, checked.source_file, checked.input_rows, loaded, quarantined),
+                "insert into audit.ingest_runs (run_id, table_name, source_dir, source_file, "
+                "input_rows, loaded_rows, quarantined_rows) values (%s, %s, %s, %s, %s, %s, %s)",
+                (run_id, name, str(source_dir.resolve()), checked.source_file,
+                 checked.input_rows, loaded, quarantined),
             )
             counts[name] = {
                 "input": checked.input_rows,

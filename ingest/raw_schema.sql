@@ -83,3 +83,6 @@ create table if not exists audit.ingest_runs (
     primary key (run_id, table_name),
     check (input_rows = loaded_rows + quarantined_rows)
 );
+-- the landing folder of the load: quality gates compare a load with the previous one of the
+-- same folder (added after the first release, hence the alter)
+alter table audit.ingest_runs add column if not exists source_dir text;

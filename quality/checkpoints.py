@@ -15,7 +15,7 @@ Gates:
   says, prices and quantities in range, no order in the future of the run, and the run's ingest
   accounting: the quarantined share of each table at most `PROMO_MAX_QUARANTINE_SHARE` (0.05)
   and each table's loaded rows within `PROMO_MAX_ROW_COUNT_CHANGE` (0.5, i.e. +-50%) of the
-  previous run's from the same source file (another dataset starts afresh).
+  previous run's from the same landing folder and file (another dataset starts afresh).
 - marts: keys, ranges and allowed sets of order_lines, customers, products and
   product_week_sales.
 - features: keys and ranges of the three feature tables, no feature row after the plan week,
@@ -358,6 +358,7 @@ def _ingest_run_query(run_id: str) -> str:
         left join lateral (
             select previous.loaded_rows from audit.ingest_runs previous
             where previous.table_name = t.table_name and previous.run_id <> t.run_id
+              and previous.source_dir is not distinct from t.source_dir
               and previous.source_file = t.source_file
               and previous.loaded_at < t.loaded_at
             order by previous.loaded_at desc limit 1

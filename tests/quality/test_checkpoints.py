@@ -48,9 +48,9 @@ def _fake_run(settings: Settings, run_id: str, loaded_factor: float, quarantined
     with connect(settings) as conn, conn.cursor() as cur:
         cur.execute("delete from audit.ingest_runs where run_id = %s", (run_id,))
         cur.execute(
-            """insert into audit.ingest_runs (run_id, table_name, source_file, input_rows,
-                                              loaded_rows, quarantined_rows, loaded_at)
-               select %s, table_name, source_file,
+            """insert into audit.ingest_runs (run_id, table_name, source_dir, source_file,
+                                              input_rows, loaded_rows, quarantined_rows, loaded_at)
+               select %s, table_name, source_dir, source_file,
                       round(loaded_rows * %s)::bigint + %s, round(loaded_rows * %s)::bigint, %s,
                       loaded_at + interval '1 minute'
                from audit.ingest_runs where run_id = 'test_dbt'""",
