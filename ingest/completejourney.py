@@ -23,11 +23,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ingest.contract import TIME_ZONES
 from promoflow.settings import PROJECT_ROOT
 
 DEFAULT_SOURCE = PROJECT_ROOT / "datasets" / "completejourney"
 UNIT_COST_RATE = 0.65
 STOCK_WEEKS = 4.0
+TIMEZONE = "America/New_York"  # the stores' calendar: weeks of the data are Monday-Sunday there
 SIGNUP_DATE = "2017-01-01"  # the panel covers all of 2017; no sign-up dates in the data
 WEEK2_START = dt.date(2017, 1, 2)  # data week 1 is Sunday 2017-01-01 alone; weeks are Mon-Sun
 SNAPSHOT_DATE = "2017-12-31"  # the last day of data week 53
@@ -56,7 +58,8 @@ COLUMNS = {
     "customers": ["customer_id", "signup_date", "region", "age_band", "preferred_channel"],
     "products": ["product_id", "product_name", "category", "brand", "list_price", "unit_cost"],
     "holidays": ["holiday_date", "holiday_name"],
-    "orders": ["order_id", "customer_id", "ordered_at", "channel"],
+    "stores": ["store_id", "store_name", "region", "timezone"],
+    "orders": ["order_id", "customer_id", "ordered_at", "channel", "store_id"],
     "order_lines": ["order_id", "line_number", "product_id", "quantity", "unit_list_price",
                     "unit_paid_price", "promotion_id"],
     "promotions": ["promotion_id", "product_id", "start_date", "end_date", "discount_depth",
@@ -122,6 +125,7 @@ def import_completejourney(
     seed: int = 42,
     unit_cost_rate: float = UNIT_COST_RATE,
     stock_weeks: float = STOCK_WEEKS,
+    timezone: str = TIMEZONE,
 ) -> dict:
     """Write the landing CSVs and import_report.json to out_dir; return the report."""
     started = time.perf_counter()
@@ -140,6 +144,10 @@ def import_completejourney(
         )
     if not 0 < unit_cost_rate < 1 or stock_weeks <= 0:
         raise CompleteJourneyError("the unit cost rate must be in (0, 1) and stock weeks > 0.")
+    if timezone not in TIME_ZONES:
+        raise CompleteJourneyError(
+            f"--timezone {timezone!r} is not an IANA time zone name (such as America/New_York)."
+        )
     if households is not None and households < 1:
         raise CompleteJourneyError("--households must be at least 1.")
     sources = {n: _read(source_dir, n) for n in USED_SOURCES}
@@ -218,12 +226,16 @@ def import_completejourney(
         "dropped": {"household_not_in_transactions": int(not_in_tx.sum()),
                     "household_not_sampled": int((~demo_used & ~not_in_tx).sum())}}
     baskets = tx.groupby("basket_id").agg(customer_id=("household_id", "first"),
-                                          ordered_at=("ordered_at", "min"))
+                                          ordered_at=("ordered_at", "min"),
+                                          store_id=("store_id", "first"))
     orders = baskets[baskets.index.isin(kept["basket_id"])].reset_index()
     orders = pd.DataFrame({
         "order_id": orders["basket_id"], "customer_id": orders["customer_id"],
         "ordered_at": orders["ordered_at"].dt.strftime("%Y-%m-%d %H:%M:%S"),
-        "channel": "store"})
+        "channel": "store", "store_id": _int(orders["store_id"]).to_numpy()})
+    store_ids = np.sort(orders["store_id"].unique())
+    stores = pd.DataFrame({"store_id": store_ids, "store_name": [f"store {i}" for i in store_ids],
+                           "region": "", "timezone": timezone})
 
     # --- promotions per product and week -----------------------------------------------------
     pw = kept.groupby(["product_id", "week"]).agg(
@@ -293,7 +305,7 @@ def import_completejourney(
 
     # --- write files and report --------------------------------------------------------------
     tables = {"customers": customers, "products": products, "holidays": holidays,
-              "orders": orders, "order_lines": order_lines, "promotions": promotions,
+              "stores": stores, "orders": orders, "order_lines": order_lines, "promotions": promotions,
               "inventory": inventory}
     out_dir.mkdir(parents=True, exist_ok=True)
     for table, df in tables.items():
@@ -313,6 +325,7 @@ def import_completejourney(
             "products": {"rows_in": len(seen), "rows_out": len(products), "dropped": {
                 "not_in_catalog": len(seen) - len(in_catalog),
                 "no_kept_line": len(in_catalog) - len(products)}},
+            "stores": {"rows_in": len(stores), "rows_out": len(stores), "dropped": {}},
             "orders": {"rows_in": int(tx["basket_id"].nunique()), "rows_out": len(orders),
                        "dropped": {"all_lines_dropped": int(tx["basket_id"].nunique() - len(orders))}},
             "order_lines": {"rows_in": n_lines_in, "rows_out": len(order_lines),
@@ -327,6 +340,7 @@ def import_completejourney(
         "assumptions": {
             "unit_cost_rate": unit_cost_rate,
             "stock_weeks": stock_weeks,
+            "timezone": timezone,
             "unit_cost": "round(list_price * unit_cost_rate, 2), at least 0.01",
             "on_hand_units": "ceil(stock_weeks * units sold / 53 weeks), at least 1",
             "inventory_snapshot_date": SNAPSHOT_DATE,
@@ -338,6 +352,8 @@ def import_completejourney(
             "region": "home store: 'store <store_id>' of the household's most frequent store",
             "preferred_channel": "empty (no contact consent in the data)",
             "order_channel": "store",
+            "stores": "every store of an imported basket, named 'store <store_id>', no region, "
+                      "in the time zone above (weeks of the data are Monday-Sunday there)",
             "ordered_at": "earliest transaction_timestamp of the basket, kept as UTC",
             "week_dates": "week 1 = 2017-01-01; week w >= 2 = Monday 2017-01-02 + 7*(w-2) .. +6",
             "holidays": f"{len(HOLIDAYS)} hard-coded US holidays of 2017 and 2018-01-01",
@@ -358,10 +374,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--unit-cost-rate", type=float, default=UNIT_COST_RATE)
     parser.add_argument("--stock-weeks", type=float, default=STOCK_WEEKS)
+    parser.add_argument("--timezone", default=TIMEZONE, help="the stores' IANA time zone")
     args = parser.parse_args(argv)
     try:
         report = import_completejourney(args.out, args.source, args.households, args.seed,
-                                        args.unit_cost_rate, args.stock_weeks)
+                                        args.unit_cost_rate, args.stock_weeks, args.timezone)
     except CompleteJourneyError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

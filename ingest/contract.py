@@ -5,6 +5,7 @@ ingest/raw_schema.sql is the same contract as warehouse DDL; tests check the two
 
 from __future__ import annotations
 
+import zoneinfo
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -20,6 +21,7 @@ REASONS = {
     "future_timestamp": "a date or timestamp is later than the run's as_of",
     "duplicate_key": "the primary key repeats an earlier valid row (the first is kept)",
     "orphan_customer": "orders.customer_id is not a loaded customer",
+    "orphan_store": "orders.store_id is not a loaded store",
     "orphan_order": "order_lines.order_id is not a loaded order",
     "orphan_product": "product_id is not a loaded product",
 }
@@ -34,6 +36,8 @@ class Column:
     scale: int | None = None  # numeric: digits after the point
     max_abs: float | None = None  # numeric: largest absolute value the column holds
     not_future: bool = False  # date, timestamp: must not be later than the run's as_of
+    # added to the contract later: a file whose header lacks it reads it as empty
+    may_be_absent: bool = False
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,15 @@ class TableSpec:
     @property
     def column_names(self) -> list[str]:
         return [c.name for c in self.columns]
+
+    @property
+    def header_names(self) -> list[str]:
+        """The columns every file's header must name."""
+        return [c.name for c in self.columns if not c.may_be_absent]
+
+
+#: IANA time zone names (the system's tz database, as PostgreSQL uses it)
+TIME_ZONES = frozenset(zoneinfo.available_timezones())
 
 
 def _money(name: str, required: bool = True) -> Column:
@@ -109,15 +122,37 @@ TABLES: tuple[TableSpec, ...] = (
         required_file=False,
     ),
     TableSpec(
+        "stores",
+        (
+            Column("store_id", "bigint", required=True),
+            Column("store_name", "text", required=True),
+            Column("region", "text"),
+            Column("timezone", "text", required=True),
+        ),
+        primary_key=("store_id",),
+        ranges=(
+            RangeRule(
+                "timezone",
+                lambda f: f["timezone"].notna() & ~f["timezone"].isin(TIME_ZONES),
+                "is not an IANA time zone name (such as America/New_York or UTC)",
+            ),
+        ),
+        required_file=False,
+    ),
+    TableSpec(
         "orders",
         (
             Column("order_id", "bigint", required=True),
             Column("customer_id", "bigint"),
             Column("ordered_at", "timestamp", required=True, not_future=True),
             Column("channel", "text", required=True, allowed=("web", "app", "store")),
+            Column("store_id", "bigint", may_be_absent=True),
         ),
         primary_key=("order_id",),
-        foreign_keys=(ForeignKey("customer_id", "customers", "customer_id", "orphan_customer"),),
+        foreign_keys=(
+            ForeignKey("customer_id", "customers", "customer_id", "orphan_customer"),
+            ForeignKey("store_id", "stores", "store_id", "orphan_store"),
+        ),
     ),
     TableSpec(
         "order_lines",

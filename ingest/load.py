@@ -59,6 +59,7 @@ class Landed:
     values: pd.DataFrame
     lines: np.ndarray
     bad_format: list[tuple[int, list[str]]]
+    header_width: int = 0  # fields in the header line (CSV)
 
 
 @dataclass
@@ -138,14 +139,14 @@ def _read_csv(path: Path, spec: TableSpec) -> Landed:
                 null_values=[""],
                 strings_can_be_null=True,
                 quoted_strings_can_be_null=True,
-                include_columns=spec.column_names,
+                include_columns=[c for c in spec.column_names if c in header],
             ),
         )
     except pa.ArrowException as exc:
         raise IngestError(f"{path.name} is not readable as CSV ({exc}); fix the file.") from None
     if '"' in text and (
         any("\n" in t for _, t in invalid)
-        or any(pc.any(pc.match_substring(table.column(c), "\n")).as_py() for c in spec.column_names)
+        or any(pc.any(pc.match_substring(column, "\n")).as_py() for column in table.columns)
     ):
         return _read_csv_exact(path, text, header, spec)
     lengths = np.fromiter(map(len, text.replace("\r\n", "\n").split("\n")), dtype=np.int64)
@@ -158,6 +159,7 @@ def _read_csv(path: Path, spec: TableSpec) -> Landed:
         _strings(frame),
         non_empty[np.asarray(good_rows, dtype=int) - 1],
         [(int(non_empty[n - 1]), next(csv.reader([t]), [])) for n, t in invalid],
+        len(header),
     )
 
 
@@ -182,12 +184,13 @@ def _read_csv_exact(path: Path, text: str, header: list[str], spec: TableSpec) -
         previous = reader.line_num
     good = [i for i, r in enumerate(records) if len(r) == width]
     frame = pd.DataFrame([records[i] for i in good], columns=header, dtype=object)
-    frame = frame.loc[:, ~frame.columns.duplicated()][spec.column_names]
+    frame = frame.loc[:, ~frame.columns.duplicated()][[c for c in spec.column_names if c in header]]
     return Landed(
         path.name,
         _strings(frame),
         np.asarray([lines[i] for i in good], dtype=np.int64),
         [(lines[i], r) for i, r in enumerate(records) if len(r) != width],
+        width,
     )
 
 
@@ -208,6 +211,7 @@ def _read_parquet(path: Path, spec: TableSpec) -> Landed:
             .cast(pa.string())
             .to_pandas(types_mapper={pa.string(): STRING}.get)
             for name in spec.column_names
+            if name in table.column_names
         }
     )
     return Landed(path.name, _strings(frame), np.arange(1, len(frame) + 1), [])
@@ -222,7 +226,7 @@ def _closest(column: str, missing: list[str], extra: list[str]) -> str:
 
 
 def _check_header(file_name: str, header: list[str], spec: TableSpec) -> None:
-    missing = [c for c in spec.column_names if c not in header]
+    missing = [c for c in spec.header_names if c not in header]
     extra = [c for c in header if c not in spec.column_names]
     if missing:
         found = [(c, _closest(c, missing, extra)) for c in missing]
@@ -232,7 +236,7 @@ def _check_header(file_name: str, header: list[str], spec: TableSpec) -> None:
         )
         raise IngestError(
             f"{file_name} lacks the column(s) {described}; rename or add them so that the "
-            f"header names {', '.join(spec.column_names)}."
+            f"header names {', '.join(spec.header_names)}."
         )
     repeated = sorted({c for c in header if c in spec.column_names and header.count(c) > 1})
     if repeated:
@@ -286,9 +290,14 @@ def read_landing(path: Path, spec: TableSpec) -> Landed:
     if path.stat().st_size == 0:
         raise IngestError(
             f"{path.name} is empty (0 bytes); export it with the header line "
-            f"{','.join(spec.column_names)} and its rows."
+            f"{','.join(spec.header_names)} and its rows."
         )
     landed = _read_parquet(path, spec) if path.suffix == ".parquet" else _read_csv(path, spec)
+    # columns added to the contract later and absent from this file: empty
+    absent = [c for c in spec.column_names if c not in landed.values.columns]
+    for name in absent:
+        landed.values[name] = pd.Series(pd.NA, index=landed.values.index, dtype=STRING)
+    landed.values = landed.values[spec.column_names]
     if spec.required_file and len(landed.values) + len(landed.bad_format) == 0:
         raise IngestError(
             f"{path.name} has a header but no rows; export the {spec.name} rows too (only "
@@ -464,7 +473,7 @@ def validate(
             "reason": list(reason[bad_rows]) + ["bad_format"] * len(landed.bad_format),
             "detail": list(detail[bad_rows])
             + [
-                f"{len(fields)} fields, the header has {len(spec.column_names)}"
+                f"{len(fields)} fields, the header has {landed.header_width}"
                 for _, fields in landed.bad_format
             ],
             "record": [r for r in records.split("\n") if r][: len(bad_rows)]

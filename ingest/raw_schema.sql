@@ -20,12 +20,21 @@ create table if not exists raw.products (
     unit_cost     numeric(12, 2) not null check (unit_cost > 0)
 );
 
+create table if not exists raw.stores (
+    store_id    bigint primary key,
+    store_name  text not null,
+    region      text,
+    timezone    text not null   -- IANA name; the store's weeks follow its local calendar
+);
+
 create table if not exists raw.orders (
     order_id     bigint primary key,
     customer_id  bigint references raw.customers (customer_id),  -- null: guest checkout
     ordered_at   timestamp not null,
     channel      text not null check (channel in ('web', 'app', 'store'))
 );
+-- the store of the order (null: none, e.g. online), added after the first release
+alter table raw.orders add column if not exists store_id bigint references raw.stores (store_id);
 
 create table if not exists raw.order_lines (
     order_id         bigint not null references raw.orders (order_id),

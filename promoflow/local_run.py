@@ -131,15 +131,20 @@ def published_summary(settings: Settings, plan_week: str | None = None) -> dict:
     from promoflow.warehouse import connect
 
     with connect(settings) as conn, conn.cursor() as cur:
-        where = "plan_week = %s" if plan_week else "plan_week = (select max(plan_week) from published.plans)"
+        # the plan of the week asked for, else the one published last (this run's: another
+        # dataset in the same warehouse may hold later weeks)
+        where = "plan_week = %s" if plan_week else "true"
         cur.execute(f"select run_id, plan_week, budget, products_promoted, promotion_cost, "
-                    f"expected_incremental_revenue, expected_incremental_profit, published_at "
-                    f"from published.plans where {where}", (plan_week,) if plan_week else None)
+                    f"expected_incremental_revenue, expected_incremental_profit, published_at, "
+                    f"plan_week = (select max(plan_week) from published.plans) "
+                    f"from published.plans where {where} order by published_at desc limit 1",
+                    (plan_week,) if plan_week else None)
         row = cur.fetchone()
         if row is None:
             raise SystemExit("error: the run finished but no plan is published; see the task logs above.")
         keys = ["run_id", "plan_week", "budget", "products_promoted", "promotion_cost",
-                "expected_incremental_revenue", "expected_incremental_profit", "published_at"]
+                "expected_incremental_revenue", "expected_incremental_profit", "published_at",
+                "current"]
         plan = dict(zip(keys, row))
         cur.execute("select l.product_id, l.product_name, l.category, l.discount_depth, "
                     "l.expected_incremental_profit from published.plan_lines l "
@@ -185,18 +190,21 @@ def print_summary(plan: dict, settings: Settings) -> None:
         "  top lines (product, category, discount, expected incremental profit):",
     ]
     for product_id, name, category, depth, profit in plan["top_lines"]:
-        lines.append(f"    {product_id:>6} {name or '':<28} {category:<16} {depth:>4.0%} {profit:>10,.2f}")
+        lines.append(f"    {product_id:>8} {(name or '')[:30]:<30} {category[:20]:<20} {depth:>4.0%} "
+                     f"{profit:>10,.2f}")
     lines += model_lines(settings.runs_dir / plan["run_id"])
     from quality.checkpoints import data_docs_dir
 
     bi = bi_role(settings)
     local = settings.work_dir == PROJECT_ROOT / ".local"
     password_hint = "$(cat .local/pg/bi_password)" if local and not os.environ.get("PROMO_BI_PASSWORD") else "$PROMO_BI_PASSWORD"
+    query = ("select * from published.current_plan_lines" if plan.get("current", True) else
+             f"select * from published.plan_lines where plan_week = '{plan['plan_week']}'")
     lines += [
         f"Data quality report (Great Expectations Data Docs): {data_docs_dir(settings) / 'index.html'}",
         "Query it as the read-only BI role:",
         (f"  PGPASSWORD={password_hint} psql -h {settings.pg_host} -p {settings.pg_port} "
-         f"-U {bi.user} {settings.pg_db} -c 'select * from published.current_plan_lines'"),
+         f"-U {bi.user} {settings.pg_db} -c \"{query}\""),
         "",
     ]
     print("\n".join(lines))

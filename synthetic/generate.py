@@ -72,7 +72,8 @@ ADJECTIVES = np.array(["Classic", "Pro", "Lite", "Plus", "Mini", "Max", "Eco", "
 TABLE_COLUMNS: dict[str, list[str]] = {
     "customers": ["customer_id", "signup_date", "region", "age_band", "preferred_channel"],
     "products": ["product_id", "product_name", "category", "brand", "list_price", "unit_cost"],
-    "orders": ["order_id", "customer_id", "ordered_at", "channel"],
+    "stores": ["store_id", "store_name", "region", "timezone"],
+    "orders": ["order_id", "customer_id", "ordered_at", "channel", "store_id"],
     "order_lines": [
         "order_id",
         "line_number",
@@ -414,6 +415,15 @@ def generate(preset: str, out_dir: Path, truth_dir: Path, seed: int = 42) -> dic
                 "unit_cost": _money(products["unit_cost"]),
             }
         ),
+        # one store per region, on the market's clock (UTC)
+        "stores": pd.DataFrame(
+            {
+                "store_id": np.arange(1, len(REGIONS) + 1),
+                "store_name": [f"{r.title()} store" for r in REGIONS],
+                "region": REGIONS,
+                "timezone": "UTC",
+            }
+        ),
         "orders": pd.DataFrame(
             {
                 "order_id": orders["order_id"],
@@ -424,6 +434,7 @@ def generate(preset: str, out_dir: Path, truth_dir: Path, seed: int = 42) -> dic
                     base_ts + orders["ts"].to_numpy().astype("timedelta64[s]")
                 ).dt.strftime("%Y-%m-%d %H:%M:%S"),
                 "channel": ORDER_CHANNELS[orders["channel"].to_numpy()],
+                "store_id": _store_of_orders(orders, customers),
             }
         ),
         "order_lines": pd.DataFrame(
@@ -485,6 +496,18 @@ def generate(preset: str, out_dir: Path, truth_dir: Path, seed: int = 42) -> dic
         ", ".join(f"{k}={v}" for k, v in counts.items()),
     )
     return counts
+
+
+def _store_of_orders(orders: pd.DataFrame, customers: pd.DataFrame) -> np.ndarray:
+    """Store orders are placed in the store of the customer's region (a guest's: by order
+    id); web and app orders have no store."""
+    region_index = {r: i for i, r in enumerate(REGIONS)}
+    customer_store = customers["region"].map(region_index).to_numpy() + 1
+    customer = orders["customer"].to_numpy()
+    store = np.where(customer >= 0, customer_store[np.maximum(customer, 0)],
+                     orders["order_id"].to_numpy() % len(REGIONS) + 1)
+    is_store = ORDER_CHANNELS[orders["channel"].to_numpy()] == "store"
+    return np.where(is_store, store.astype(str), "")
 
 
 def _inventory(

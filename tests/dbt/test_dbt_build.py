@@ -137,7 +137,8 @@ def test_every_model_has_tests_and_downstream_marts_have_contracts(settings: Set
                           "calendar_weeks"}
     sources = manifest["sources"].values()
     assert {s["name"] for s in sources if s["freshness"]["error_after"]["count"]} == {
-        "customers", "products", "orders", "order_lines", "promotions", "inventory", "holidays"}
+        "customers", "products", "stores", "orders", "order_lines", "promotions", "inventory",
+        "holidays"}
 
 
 @pytest.mark.integration

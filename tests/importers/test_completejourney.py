@@ -16,7 +16,8 @@ import pytest
 from ingest.completejourney import DEFAULT_SOURCE, import_completejourney
 from ingest.load import run_ingest
 
-TABLES = ("customers", "products", "holidays", "orders", "order_lines", "promotions", "inventory")
+TABLES = ("customers", "products", "holidays", "stores", "orders", "order_lines", "promotions",
+          "inventory")
 
 
 @pytest.fixture(scope="module")
@@ -93,10 +94,10 @@ def test_accounting(full):
 def test_assumptions_in_report(tmp_path):
     report = import_completejourney(tmp_path, households=50, unit_cost_rate=0.5, stock_weeks=2)
     a = report["assumptions"]
-    assert (a["unit_cost_rate"], a["stock_weeks"]) == (0.5, 2)
+    assert (a["unit_cost_rate"], a["stock_weeks"], a["timezone"]) == (0.5, 2, "America/New_York")
     assert a["signup_date"] == "2017-01-01" and a["inventory_snapshot_date"] == "2017-12-31"
     for key in ("unit_list_price", "unit_paid_price", "category", "region", "week_dates",
-                "holidays", "order_channel", "preferred_channel"):
+                "holidays", "order_channel", "preferred_channel", "stores"):
         assert a[key]
     assert json.loads((tmp_path / "import_report.json").read_text())["assumptions"] == a
     products = _csv(tmp_path, "products").astype({"list_price": float, "unit_cost": float})
@@ -131,3 +132,26 @@ def test_missing_source_is_refused(tmp_path):
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1
     assert proc.stderr.startswith("error: ") and "nowhere" in proc.stderr
+
+
+def test_orders_carry_their_store_on_the_stores_calendar(full):
+    out, report = full
+    source = pd.read_csv(DEFAULT_SOURCE / "transactions_sample.csv.gz",
+                         usecols=["basket_id", "store_id"], dtype=str).drop_duplicates("basket_id")
+    orders = _csv(out, "orders").merge(source, left_on="order_id", right_on="basket_id",
+                                       suffixes=("", "_source"))
+    assert len(orders) == report["tables"]["orders"]["rows_out"]
+    assert (orders["store_id"] == orders["store_id_source"]).all()
+    stores = _csv(out, "stores")
+    assert set(stores["store_id"]) == set(orders["store_id"])
+    assert (stores["timezone"] == "America/New_York").all()
+    assert report["tables"]["stores"]["rows_out"] == len(stores)
+
+
+def test_unknown_time_zone_is_refused(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "ingest.completejourney", "--out", str(tmp_path / "out"),
+         "--timezone", "Eastern"], capture_output=True, text=True, check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == ("error: --timezone 'Eastern' is not an IANA time zone name "
+                                   "(such as America/New_York).")

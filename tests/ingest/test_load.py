@@ -104,11 +104,13 @@ def test_bad_rows_are_quarantined_with_reasons(
     neg_line = _append(landing / "products.csv", "999002,Broken,toys,Acme,-5.00,1.00")  # range
     date_line = _append(
         landing / "orders.csv",
-        "999003,1,yesterday,web",  # bad_type
-        "999004,999999,2026-01-05 10:00:00,web",  # orphan_customer
+        "999003,1,yesterday,web,",  # bad_type
+        "999004,999999,2026-01-05 10:00:00,web,",  # orphan_customer
         "999005,,2026-01-05 10:00:00",  # bad_format
-        "999006,,,app",  # null_required
+        "999006,,,app,",  # null_required
+        "999007,1,2026-01-05 10:00:00,store,77",  # orphan_store
     )
+    tz_line = _append(landing / "stores.csv", "9,Atlantis store,,Atlantis/Lost")  # out_of_range
     orphan_line = _append(
         landing / "order_lines.csv",
         "99999999,1,10001,1,9.99,9.99,",  # orphan_order
@@ -132,6 +134,8 @@ def test_bad_rows_are_quarantined_with_reasons(
         ("orders", date_line + 1, "orphan_customer"),
         ("orders", date_line + 2, "bad_format"),
         ("orders", date_line + 3, "null_required"),
+        ("orders", date_line + 4, "orphan_store"),
+        ("stores", tz_line, "out_of_range"),
         ("order_lines", orphan_line, "orphan_order"),
         ("order_lines", orphan_line + 1, "orphan_product"),
         ("order_lines", orphan_line + 2, "out_of_range"),
@@ -140,10 +144,12 @@ def test_bad_rows_are_quarantined_with_reasons(
     detail, record = details[("orders", date_line)]
     assert "ordered_at='yesterday'" in detail and record["ordered_at"] == "yesterday"
     assert "list_price='-5.00' must be > 0" in details[("products", neg_line)][0]
+    assert "is not an IANA time zone name" in details[("stores", tz_line)][0]
     expected_quarantined = {
         "customers": 2,
         "products": 1,
-        "orders": 4,
+        "orders": 5,
+        "stores": 1,
         "order_lines": 3,
         "promotions": 0,
         "inventory": 0,
@@ -227,7 +233,7 @@ def test_a_failure_inside_the_load_leaves_raw_as_the_last_run_left_it(
     settings: Settings, tiny_landing: Path, tmp_path: Path
 ) -> None:
     landing = _copy_landing(tiny_landing, tmp_path / "bad")
-    _append(landing / "orders.csv", "999001,1,2026-01-05 10:00:00,fax")
+    _append(landing / "orders.csv", "999001,1,2026-01-05 10:00:00,fax,")
     run_ingest(landing, "last-good", settings, as_of=AS_OF)
     before = _state(settings)
     assert before["raw.quarantine"][0] > 0 and before["audit.ingest_runs"][0] > 0
@@ -252,7 +258,7 @@ def test_a_rerun_replaces_its_audit_and_quarantine_rows(
     settings: Settings, tiny_landing: Path, tmp_path: Path
 ) -> None:
     landing = _copy_landing(tiny_landing, tmp_path / "bad")
-    line = _append(landing / "orders.csv", "999001,1,2026-11-20 10:00:00,web")
+    line = _append(landing / "orders.csv", "999001,1,2026-11-20 10:00:00,web,")
     args = ["--source", str(landing), "--run-id", "rerun", "--as-of", "2026-11-16T00:00"]
     assert main(args) == 0
     assert main(args) == 0

@@ -1,15 +1,15 @@
 {#- Every Monday from the first week of orders to the plan week + 1 (plan week = last data week + 7 days). -#}
 with orders as (
 
-    select * from {{ ref('stg_raw__orders') }}
+    select * from {{ ref('int_orders__localized') }}
 
 ),
 
 data_bounds as (
 
     select
-        date_trunc('week', min(ordered_at))::date as first_week_start,
-        date_trunc('week', max(ordered_at))::date as last_week_start
+        min(week_start) as first_week_start,
+        max(week_start) as last_week_start
     from orders
 
 ),

@@ -6,7 +6,7 @@ with order_lines as (
 
 orders as (
 
-    select * from {{ ref('stg_raw__orders') }}
+    select * from {{ ref('int_orders__localized') }}
 
 ),
 
@@ -25,9 +25,10 @@ lines_with_orders as (
         order_lines.product_id,
         products.category,
         orders.ordered_at,
-        orders.ordered_at::date as order_date,
-        date_trunc('week', orders.ordered_at)::date as week_start,
+        orders.order_date,
+        orders.week_start,
         orders.channel,
+        orders.store_id,
         order_lines.quantity,
         order_lines.unit_list_price,
         order_lines.unit_paid_price,
@@ -60,6 +61,7 @@ final as (
         order_date,
         week_start,
         channel,
+        store_id,
         quantity,
         unit_list_price,
         unit_paid_price,

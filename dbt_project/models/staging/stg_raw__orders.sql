@@ -10,7 +10,8 @@ final as (
         order_id,
         customer_id,
         ordered_at,
-        channel
+        channel,
+        store_id
     from source
 
 )

@@ -1,0 +1,103 @@
+"""The whole weekly DAG on a slice of real retail data: 200 households of The Complete Journey."""
+
+import json
+from datetime import date
+
+import pytest
+
+from ingest.completejourney import import_completejourney
+from promoflow.local_run import model_lines, run_weekly
+from promoflow.warehouse import connect
+
+BUDGET = 300.0
+MAX_DISCOUNT = 0.3
+MARGIN_FLOOR = 0.05
+PER_CATEGORY = 3
+AUDIENCE = 20
+
+
+def _rows(settings, sql, args=None):
+    with connect(settings) as conn, conn.cursor() as cur:
+        cur.execute(sql, args)
+        return cur.fetchall()
+
+
+@pytest.fixture(scope="module")
+def cj_landing(settings):
+    out_dir = settings.landing_dir / "cj200"
+    report = import_completejourney(out_dir, households=200, seed=42)
+    return out_dir, report
+
+
+@pytest.fixture(scope="module")
+def published(settings, cj_landing):
+    conf = {"dataset": cj_landing[0].name, "plan_week": "", "budget": BUDGET,
+            "max_discount": MAX_DISCOUNT, "margin_floor": MARGIN_FLOOR,
+            "max_promos_per_category": PER_CATEGORY, "audience_size": AUDIENCE,
+            "holdout_fraction": 0.2, "epochs": 0, "seed": 42}
+    return run_weekly(conf, settings)
+
+
+@pytest.mark.integration
+def test_the_plan_of_the_real_data_is_published(settings, published):
+    (dataset, week), = _rows(settings, "select dataset, plan_week from published.plans where run_id = %s",
+                             (published["run_id"],))
+    assert dataset == "cj200"
+    # the week after the data (2017, with a few baskets of Sunday evening 2017-12-31)
+    assert date(2018, 1, 1) <= week <= date(2018, 1, 8)
+    assert published["products_promoted"] > 0
+
+
+@pytest.mark.integration
+def test_the_plan_respects_budget_margin_discount_and_category_limits(settings, published):
+    rows = _rows(settings, "select category, promo_price, unit_cost, discount_depth, list_price, "
+                 "promotion_cost from published.plan_lines where run_id = %s", (published["run_id"],))
+    assert rows
+    assert 0 < sum(r[5] for r in rows) <= BUDGET + 1e-6
+    per_category = {}
+    for category, promo_price, unit_cost, depth, list_price, _ in rows:
+        assert (promo_price - unit_cost) / promo_price >= MARGIN_FLOOR - 1e-9
+        assert 0 < depth <= MAX_DISCOUNT + 1e-9
+        assert abs(promo_price - round(list_price * (1 - depth), 2)) < 0.011
+        per_category[category] = per_category.get(category, 0) + 1
+    assert max(per_category.values()) <= PER_CATEGORY
+
+
+@pytest.mark.integration
+def test_targets_are_real_households_with_a_disjoint_holdout(settings, published, cj_landing):
+    rows = _rows(settings, "select product_id, customer_id, assignment from published.plan_targets "
+                 "where run_id = %s", (published["run_id"],))
+    treated = {(p, c) for p, c, a in rows if a == "treatment"}
+    held = {(p, c) for p, c, a in rows if a == "holdout"}
+    assert treated and held and not treated & held
+    # a customer is either treated or held out, across all products of the plan
+    assert not {c for _, c in treated} & {c for _, c in held}
+    households = {int(line.split(",")[0]) for line in
+                  (cj_landing[0] / "customers.csv").read_text().splitlines()[1:]}
+    assert {c for _, c, _ in rows} <= households
+    per_product = {}
+    for product, _, _ in rows:
+        per_product[product] = per_product.get(product, 0) + 1
+    assert max(per_product.values()) <= AUDIENCE
+
+
+@pytest.mark.integration
+def test_the_import_is_loaded_without_quarantine(settings, published, cj_landing):
+    report = cj_landing[1]
+    rows = _rows(settings, "select table_name, input_rows, loaded_rows, quarantined_rows "
+                 "from audit.ingest_runs where run_id = %s", (published["run_id"],))
+    loaded = {table: (input_rows, loaded_rows, quarantined) for table, input_rows, loaded_rows, quarantined in rows}
+    for table, counts in report["tables"].items():
+        assert loaded[table] == (counts["rows_out"], counts["rows_out"], 0), table
+    assert json.loads((cj_landing[0] / "import_report.json").read_text())["rows_out"] == report["rows_out"]
+
+
+@pytest.mark.integration
+def test_sparse_models_still_report_against_their_baselines(settings, published):
+    rows = _rows(settings, "select model, metric, model_value, baseline_value from published.model_metrics "
+                 "where run_id = %s", (published["run_id"],))
+    assert {r[0] for r in rows} == {"forecaster", "recommender"}
+    assert all(r[2] is not None and r[3] is not None for r in rows)
+    lines = model_lines(settings.runs_dir / published["run_id"])
+    assert "forecaster" in lines[1] and "product-weeks" in lines[1]
+    assert "recommender" in lines[2]
