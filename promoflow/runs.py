@@ -46,8 +46,8 @@ def validate_params(params: dict, settings: Settings | None = None) -> dict:
     source_dir = s.landing_dir / dataset
     if not source_dir.is_dir():
         raise RunConfigError(
-            f"Landing folder {source_dir} does not exist; generate or import the dataset "
-            f"'{dataset}' first (see README) or pick another dataset."
+            f"Landing folder {source_dir} does not exist; create it first (make data "
+            f"PRESET=tiny|demo|completejourney, see README) or pick another dataset."
         )
     plan_week = str(params.get("plan_week") or "")
     monday = date(2000, 1, 3)

@@ -44,7 +44,9 @@ def test_registry_holds_the_definitions(store, applied: dict) -> None:
     assert sorted(services) == ["forecaster_v1", "recommender_v1"]
     forecaster_views = {p.name for p in services["forecaster_v1"].feature_view_projections}
     assert forecaster_views == {"product_week_features", "product_features"}
-    assert applied["start"] == week(0).isoformat()
+    # only rows within the longest time-to-live (14 days) before the end are loaded online
+    assert applied["start"] == max(week(0), week(WEEKS - 1) - timedelta(days=14)).isoformat()
+    assert applied["start"] > week(0).isoformat()
 
 
 def test_online_features_are_the_latest_parquet_rows(store) -> None:
