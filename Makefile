@@ -20,19 +20,19 @@ setup: ## virtual environment with the pinned stack
 	@bash scripts/bootstrap.sh
 
 services: setup ## start the embedded PostgreSQL (port: PROMO_PG_PORT, default 55432)
-	@$(PY) -m promoflow.localpg start
+	@$(PY) -m local.pg start
 
 stop: ## stop the embedded PostgreSQL
-	@$(PY) -m promoflow.localpg stop
+	@$(PY) -m local.pg stop
 
 data: setup ## generate the synthetic market (PRESET=tiny|demo) into the landing area
-	@$(PY) -m promoflow.local_run generate --preset $(PRESET) --seed $(SEED)
+	@$(PY) -m local.runner generate --preset $(PRESET) --seed $(SEED)
 
 weekly: setup services ## run the weekly DAG in-process on DATASET and print the plan summary
-	@$(PY) -m promoflow.local_run weekly --dataset $(DATASET) $(RUN_ARGS)
+	@$(PY) -m local.runner weekly --dataset $(DATASET) $(RUN_ARGS)
 
 airflow: setup services ## start the Airflow UI on http://localhost:8080 (trigger promo_weekly there)
-	@$(PY) -m promoflow.local_run airflow
+	@$(PY) -m local.runner airflow
 
 lint:
 	$(PY) -m ruff check .

@@ -7,9 +7,9 @@ Spark features -> Feast apply + materialize -> Great Expectations on the feature
 training sets (Feast point-in-time joins) -> torchrun training of the recommender and the
 demand forecaster -> HiGHS discount plan + customer targeting with holdout -> `published` schema.
 
-Trigger with the form: dataset (a folder under the landing area), plan week (empty: the week
-after the data), budget, maximum discount, margin floor, promotions per category, audience size
-and holdout fraction.
+Trigger with the form: its fields, defaults and bounds come from the run contract
+(`promoflow/run.py`, `RunParams`). Each task is one call of its stage's entry point with the run
+(`promoflow.run.Run`), passed between tasks as its JSON dict.
 """
 
 from __future__ import annotations
@@ -24,36 +24,16 @@ from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, 
 from cosmos.constants import LoadMode, SourceRenderingBehavior, TestBehavior
 from cosmos.profiles import PostgresUserPasswordProfileMapping
 
-from planning.params import BOUNDS, INTEGER_PARAMS
+from promoflow.run import Run, form_schema
 
 DBT_PROJECT = Path(__file__).resolve().parent.parent / "dbt_project"
 WAREHOUSE_CONN_ID = os.environ.get("PROMO_WAREHOUSE_CONN_ID", "promo_warehouse")
 
+PARAMS = {name: Param(**schema) for name, schema in form_schema().items()}
 
 
-def _number(name: str, default: float, description: str) -> Param:
-    low, high = BOUNDS[name]
-    kind = "integer" if name in INTEGER_PARAMS else "number"
-    return Param(default, type=kind, minimum=low, maximum=high, description=description)
-
-
-PARAMS = {
-    "dataset": Param("demo", type="string", pattern=r"^[A-Za-z0-9_.-]+$",
-                     description="Folder under the landing area holding the raw files."),
-    "plan_week": Param("", type="string", pattern=r"^(\d{4}-\d{2}-\d{2})?$",
-                       description="Monday starting the plan week (YYYY-MM-DD); empty: the week after the data."),
-    "budget": _number("budget", 5000.0, "Promotion budget: discount money given away on expected units."),
-    "max_discount": _number("max_discount", 0.3, "Deepest discount allowed (0.3 = 30% off)."),
-    "margin_floor": _number("margin_floor", 0.05, "Minimum margin rate of a promoted price."),
-    "max_promos_per_category": _number("max_promos_per_category", 5,
-                                       "At most this many promoted products per category."),
-    "audience_size": _number("audience_size", 200, "Customers targeted per promoted product."),
-    "holdout_fraction": _number("holdout_fraction", 0.1,
-                                "Share of targeted customers kept untreated to measure uplift."),
-    "epochs": Param(0, type="integer", minimum=0, maximum=1000,
-                    description="Training epochs per model; 0 keeps each model's default."),
-    "seed": _number("seed", 42, "Seed of every random choice."),
-}
+def _run(run: dict) -> Run:
+    return Run.from_dict(run)
 
 
 @dag(
@@ -70,21 +50,21 @@ PARAMS = {
 def promo_weekly():
     @task
     def prepare_run(**context) -> dict:
-        from promoflow.runs import prepare_run as prepare
+        from promoflow.run import prepare_run
 
-        return prepare(context["params"], context["run_id"])  # refuses bad values before any work
+        return prepare_run(context["params"], context["run_id"]).to_dict()  # refuses bad values
 
     @task
     def ingest(run: dict) -> dict:
-        from ingest.load import run_ingest
+        from ingest.load import ingest_run
 
-        return run_ingest(Path(run["source_dir"]), run["run_id"])
+        return ingest_run(_run(run))
 
     @task
     def check_raw(run: dict) -> dict:
-        from quality.checkpoints import validate_raw
+        from quality.checkpoints import check_raw
 
-        return validate_raw(run["run_id"])
+        return check_raw(_run(run))
 
     dbt_marts = DbtTaskGroup(
         group_id="dbt_marts",
@@ -109,81 +89,74 @@ def promo_weekly():
 
     @task
     def check_marts(run: dict) -> dict:
-        from promoflow.runs import resolve_plan_week
-        from quality.checkpoints import validate_marts
+        from quality.checkpoints import check_marts
 
-        validate_marts()
-        return resolve_plan_week(run)
+        return check_marts(_run(run))
+
+    @task
+    def resolve_plan_week(run: dict) -> dict:
+        from promoflow.run import resolve_plan_week
+
+        return resolve_plan_week(_run(run)).to_dict()
 
     @task
     def spark_features(run: dict) -> dict:
-        from datetime import date
+        from spark_jobs.run_all import build_features
 
-        from promoflow.settings import get_settings
-        from spark_jobs.run_all import run_all
-
-        return run_all(get_settings(), date.fromisoformat(run["plan_week"]))
+        return build_features(_run(run))
 
     @task
     def feast_materialize(run: dict) -> dict:
-        from datetime import UTC, date, datetime, time, timedelta
+        from feature_repo.store import materialize_run
 
-        from feature_repo.store import apply_and_materialize
-        from promoflow.settings import get_settings
-
-        week_after = date.fromisoformat(run["plan_week"]) + timedelta(days=7)
-        return apply_and_materialize(get_settings(), datetime.combine(week_after, time(), UTC))
+        return materialize_run(_run(run))
 
     @task
     def check_features(run: dict) -> dict:
-        from datetime import date
+        from quality.checkpoints import check_features
 
-        from quality.checkpoints import validate_features
-
-        return validate_features(plan_week=date.fromisoformat(run["plan_week"]))
+        return check_features(_run(run))
 
     @task
     def training_sets(run: dict) -> dict:
-        from datetime import date
+        from feature_repo.training_sets import build_run_training_sets
 
-        from feature_repo.training_sets import build_training_sets
-        from promoflow.settings import get_settings
-
-        paths = build_training_sets(get_settings(), Path(run["run_dir"]), date.fromisoformat(run["plan_week"]))
-        return {name: str(path) for name, path in paths.items()}
+        return build_run_training_sets(_run(run))
 
     @task_group
     def train(run: dict):
         @task
-        def train_recommender(run: dict) -> str:
-            from training.launch import train_model
+        def train_recommender(run: dict) -> dict:
+            from training.launch import train_recommender
 
-            return train_model("recommender", run)
+            return train_recommender(_run(run))
 
         @task
-        def train_forecaster(run: dict) -> str:
-            from training.launch import train_model
+        def train_forecaster(run: dict) -> dict:
+            from training.launch import train_forecaster
 
-            return train_model("forecaster", run)
+            return train_forecaster(_run(run))
 
         return [train_recommender(run), train_forecaster(run)]
 
     @task
     def plan(run: dict) -> dict:
-        from planning.run import plan_run
+        from planning.run import make_plan
 
-        return plan_run(run)
+        return make_plan(_run(run))
 
     @task
     def publish(run: dict) -> dict:
         from publish.publish import publish_run
 
-        return publish_run(Path(run["run_dir"]))
+        return publish_run(_run(run))
 
     run = prepare_run()
     loaded = ingest(run)
-    resolved = check_marts(run)
-    loaded >> check_raw(run) >> dbt_marts >> resolved
+    checked = check_marts(run)
+    loaded >> check_raw(run) >> dbt_marts >> checked
+    resolved = resolve_plan_week(run)
+    checked >> resolved
     features = spark_features(resolved)
     store = feast_materialize(resolved)
     sets = training_sets(resolved)

@@ -41,7 +41,7 @@ def source(settings: Settings, name: str) -> FileSource:
     """The Parquet folder lake/features/<name>/ written by spark_jobs."""
     return FileSource(
         name=f"{name}_source",
-        path=str(settings.lake_dir / "features" / name),
+        path=str(settings.feature_dir(name)),
         timestamp_field="event_timestamp",
         description=f"Spark feature job output lake/features/{name}/.",
         owner=OWNER,

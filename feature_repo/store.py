@@ -11,7 +11,9 @@ import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from promoflow.settings import Settings
+from promoflow.run import Run
+from promoflow.settings import Settings, get_settings
+from promoflow.weeks import WEEK, week_timestamp
 
 if TYPE_CHECKING:
     from feast import FeatureStore
@@ -59,7 +61,7 @@ def feature_time_range(settings: Settings) -> tuple[datetime, datetime]:
 
     lows, highs = [], []
     for name in FEATURE_VIEW_NAMES:
-        path = settings.lake_dir / "features" / name
+        path = settings.feature_dir(name)
         if not path.is_dir():
             raise FeatureStoreError(
                 f"Feature folder {path} does not exist; run the Spark jobs first "
@@ -77,6 +79,11 @@ def feature_time_range(settings: Settings) -> tuple[datetime, datetime]:
         value if value.tzinfo else value.replace(tzinfo=UTC) for value in lows + highs
     ]
     return min(as_utc[: len(lows)]), max(as_utc[len(lows) :])
+
+
+def materialize_run(run: Run, settings: Settings | None = None) -> dict:
+    """The Feast stage of a weekly run: apply, and load the features up to its plan week."""
+    return apply_and_materialize(settings or get_settings(), week_timestamp(run.plan_week + WEEK))
 
 
 def apply_and_materialize(settings: Settings, end: datetime) -> dict:

@@ -11,25 +11,17 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import UTC, date, datetime
-from datetime import time as clock
+from datetime import date
 from pathlib import Path
 
 import pandas as pd
 
-from promoflow.settings import Settings
+from promoflow.run import Run, RunFolder
+from promoflow.settings import Settings, get_settings
 from promoflow.warehouse import engine
+from promoflow.weeks import week_timestamp
 
 log = logging.getLogger(__name__)
-
-FILES = (
-    "forecaster_train",
-    "forecaster_score",
-    "recommender_interactions",
-    "recommender_customers",
-    "recommender_products",
-)
-
 
 PRODUCT_KEYS = ["product_id", "event_timestamp"]
 
@@ -39,7 +31,7 @@ class TrainingSetError(RuntimeError):
 
 
 def _plan_timestamp(plan_week: date) -> pd.Timestamp:
-    return pd.Timestamp(datetime.combine(plan_week, clock(0), tzinfo=UTC))
+    return pd.Timestamp(week_timestamp(plan_week))
 
 
 def _read_sql(settings: Settings, sql: str, params: dict) -> pd.DataFrame:
@@ -133,13 +125,19 @@ def recommender_interactions(settings: Settings, plan_week: date) -> pd.DataFram
     return frame.astype({"customer_id": "int64", "product_id": "int64", "units": "int64"})
 
 
-def build_training_sets(settings: Settings, run_dir: Path, plan_week: date) -> dict[str, Path]:
-    """Write the five training/scoring files into run_dir; returns their paths by name."""
+def build_run_training_sets(run: Run, settings: Settings | None = None) -> dict[str, str]:
+    """The training-sets stage of a weekly run: the five files into its folder, by name."""
+    settings = settings or get_settings()
+    paths = build_training_sets(settings, run.folder(settings), run.plan_week)
+    return {name: str(path) for name, path in paths.items()}
+
+
+def build_training_sets(settings: Settings, folder: RunFolder, plan_week: date) -> dict[str, Path]:
+    """Write the five training/scoring files into the run folder; returns their paths by name."""
     from feature_repo.store import feature_time_range, get_store
 
     started = time.time()
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    folder.path.mkdir(parents=True, exist_ok=True)
     _, latest = feature_time_range(settings)
     at_plan_week = _plan_timestamp(plan_week)
     if latest < at_plan_week:
@@ -154,15 +152,15 @@ def build_training_sets(settings: Settings, run_dir: Path, plan_week: date) -> d
     forecaster = store.get_feature_service("forecaster_v1")
     paths["forecaster_train"] = _write(
         historical_features(store, train_entities, forecaster, PRODUCT_KEYS),
-        run_dir / "forecaster_train.parquet", ["product_id", "event_timestamp"],
+        folder.forecaster_train, ["product_id", "event_timestamp"],
     )
     paths["forecaster_score"] = _write(
         historical_features(store, score_entities, forecaster, PRODUCT_KEYS),
-        run_dir / "forecaster_score.parquet", ["product_id"],
+        folder.forecaster_score, ["product_id"],
     )
     paths["recommender_interactions"] = _write(
         recommender_interactions(settings, plan_week),
-        run_dir / "recommender_interactions.parquet", ["customer_id", "product_id", "week_start"],
+        folder.recommender_interactions, ["customer_id", "product_id", "week_start"],
     )
     customers = _read_sql(settings, "select customer_id from marts.customers", {})
     customer_entities = pd.DataFrame({
@@ -173,15 +171,15 @@ def build_training_sets(settings: Settings, run_dir: Path, plan_week: date) -> d
             store, customer_entities, _view_refs(store, "customer_features"),
             ["customer_id", "event_timestamp"],
         ).drop(columns="event_timestamp"),
-        run_dir / "recommender_customers.parquet", ["customer_id"],
+        folder.recommender_customers, ["customer_id"],
     )
     product_entities = score_entities[["product_id", "event_timestamp"]]
     paths["recommender_products"] = _write(
         historical_features(
             store, product_entities, _view_refs(store, "product_features"), PRODUCT_KEYS
         ).drop(columns="event_timestamp"),
-        run_dir / "recommender_products.parquet", ["product_id"],
+        folder.recommender_products, ["product_id"],
     )
     log.info("Training sets for the plan week %s written to %s in %.1f s",
-             plan_week, run_dir, time.time() - started)
+             plan_week, folder.path, time.time() - started)
     return paths

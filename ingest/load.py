@@ -32,6 +32,7 @@ import psycopg2
 
 from ingest.contract import TABLES, TABLES_BY_NAME, Column, TableSpec
 from promoflow import warehouse
+from promoflow.run import Run
 from promoflow.settings import Settings, get_settings
 
 log = logging.getLogger("ingest.load")
@@ -624,6 +625,11 @@ def run_ingest(
         validated - started,
     )
     return counts
+
+
+def ingest_run(run: Run, settings: Settings | None = None) -> dict[str, dict[str, int]]:
+    """The ingest stage of a weekly run: its dataset's landing folder into raw."""
+    return run_ingest(run.source_dir(settings), run.run_id, settings)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,11 +10,12 @@ Levels whose promoted price breaks the margin floor are not offered to the solve
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from planning.params import PlanParams
+from promoflow.run import RunParams
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,17 @@ class PlanningError(RuntimeError):
     pass
 
 
-def candidate_table(forecasts: pd.DataFrame, products: pd.DataFrame, params: PlanParams) -> pd.DataFrame:
+@dataclass(frozen=True)
+class Solution:
+    """The chosen level of every product and what the solver says of it."""
+
+    chosen: pd.DataFrame  # one row per product (level 0 included), with `binding_constraint`
+    status: str  # HiGHS model status, e.g. "Optimal" or "Time limit reached"
+    objective: float  # expected incremental profit of the plan
+    mip_gap: float  # relative gap between the objective and the solver's bound (0 = proven)
+
+
+def candidate_table(forecasts: pd.DataFrame, products: pd.DataFrame, params: RunParams) -> pd.DataFrame:
     """One row per product and allowed discount level with its economics."""
     levels = params.discount_levels
     fc = forecasts[np.isin(forecasts["discount_depth"].round(6), np.round(levels, 6))]
@@ -54,8 +65,8 @@ def candidate_table(forecasts: pd.DataFrame, products: pd.DataFrame, params: Pla
     return df.sort_values(["product_id", "discount_depth"]).reset_index(drop=True)
 
 
-def solve(candidates: pd.DataFrame, params: PlanParams, time_limit_s: float = 60.0) -> pd.DataFrame:
-    """Solve the MIP; returns the chosen row per product with a `binding_constraint` reason."""
+def solve(candidates: pd.DataFrame, params: RunParams, time_limit_s: float = 60.0) -> Solution:
+    """Solve the MIP; the chosen row per product with a `binding_constraint` reason."""
     import highspy
 
     allowed = candidates[candidates["meets_margin_floor"]].reset_index(drop=True)
@@ -82,16 +93,19 @@ def solve(candidates: pd.DataFrame, params: PlanParams, time_limit_s: float = 60
         raise PlanningError(f"The discount program ended with status {h.modelStatusToString(status)}.")
     chosen_mask = np.asarray(h.getSolution().col_value) > 0.5
     chosen = allowed[chosen_mask].copy()
-    chosen.attrs["solver_status"] = h.modelStatusToString(status)
-    chosen.attrs["objective"] = float(h.getInfo().objective_function_value)
     chosen["binding_constraint"] = _reasons(candidates, chosen, params)
-    log.info("MIP %s: %d products, %d candidate levels, %d promoted, objective %.2f",
-             chosen.attrs["solver_status"], allowed["product_id"].nunique(), n,
-             int((chosen["discount_depth"] > 0).sum()), chosen.attrs["objective"])
-    return chosen.reset_index(drop=True)
+    info = h.getInfo()
+    # HiGHS reports an infinite gap for a model it solved without branching on a zero objective
+    gap = float(info.mip_gap) if np.isfinite(info.mip_gap) else 0.0
+    solution = Solution(chosen=chosen.reset_index(drop=True), status=h.modelStatusToString(status),
+                        objective=float(info.objective_function_value), mip_gap=max(gap, 0.0))
+    log.info("MIP %s (gap %.2g): %d products, %d candidate levels, %d promoted, objective %.2f",
+             solution.status, solution.mip_gap, allowed["product_id"].nunique(), n,
+             int((chosen["discount_depth"] > 0).sum()), solution.objective)
+    return solution
 
 
-def _reasons(candidates: pd.DataFrame, chosen: pd.DataFrame, params: PlanParams) -> list[str]:
+def _reasons(candidates: pd.DataFrame, chosen: pd.DataFrame, params: RunParams) -> list[str]:
     """Why each product got its level: the constraint that kept it from a more profitable one."""
     best_any = candidates.loc[candidates.groupby("product_id")["incremental_profit"].idxmax()]
     best_any = best_any.set_index("product_id")
@@ -114,11 +128,12 @@ def _reasons(candidates: pd.DataFrame, chosen: pd.DataFrame, params: PlanParams)
     return reasons
 
 
-def plan_discounts(forecasts: pd.DataFrame, products: pd.DataFrame, params: PlanParams) -> pd.DataFrame:
+def plan_discounts(forecasts: pd.DataFrame, products: pd.DataFrame, params: RunParams) -> Solution:
     """Candidates -> MIP -> one row per product (level 0 included)."""
     candidates = candidate_table(forecasts, products, params)
-    chosen = solve(candidates, params)
+    solution = solve(candidates, params)
+    chosen = solution.chosen
     spent = float(chosen.loc[chosen["discount_depth"] > 0, "promotion_cost"].sum())
     if spent > params.budget + 1e-6:
         raise PlanningError(f"Solver returned a plan over budget ({spent:.2f} > {params.budget:.2f}).")
-    return chosen
+    return solution

@@ -1,20 +1,25 @@
-"""The planning step of a run: forecasts + recommendations + marts -> plan files in the run folder."""
+"""The planning stage: forecasts + recommendations + marts -> plan files in the run folder.
+
+Entry point: `make_plan(run, settings)`.
+"""
 
 from __future__ import annotations
 
-import json
 import logging
-from pathlib import Path
 
 import pandas as pd
 
 from planning.optimize import plan_discounts
-from planning.params import PlanParams
 from planning.targeting import target_customers
+from promoflow.run import Run
 from promoflow.settings import Settings
 from promoflow.warehouse import engine
 
 log = logging.getLogger(__name__)
+
+#: The run parameters a plan records (published.plans has a column for each).
+PLAN_PARAMS = ("plan_week", "dataset", "budget", "max_discount", "discount_step", "margin_floor",
+               "max_promos_per_category", "audience_size", "holdout_fraction", "seed")
 
 
 def load_products(settings: Settings | None = None) -> pd.DataFrame:
@@ -27,44 +32,34 @@ def load_customers(settings: Settings | None = None) -> pd.DataFrame:
     return pd.read_sql("select customer_id, preferred_channel from marts.customers", engine(settings))
 
 
-def make_plan(run_dir: Path, run_id: str, dataset: str, params: PlanParams,
-              settings: Settings | None = None) -> dict:
-    """Optimize discounts, target customers, write plan.json, plan_lines and plan_targets."""
-    forecasts = pd.read_parquet(run_dir / "forecasts.parquet")
-    recommendations = pd.read_parquet(run_dir / "recommendations.parquet")
+def make_plan(run: Run, settings: Settings | None = None) -> dict:
+    """Optimize discounts, target customers, write the plan files of the run's folder."""
+    folder, params = run.folder(settings), run.params
+    forecasts = pd.read_parquet(folder.forecasts)
+    recommendations = pd.read_parquet(folder.recommendations)
     products = load_products(settings)
-    chosen = plan_discounts(forecasts, products, params)
-    chosen = chosen.merge(products[["product_id", "product_name"]], on="product_id", how="left")
+    solution = plan_discounts(forecasts, products, params)
+    chosen = solution.chosen.merge(products[["product_id", "product_name"]], on="product_id",
+                                   how="left")
     lines = chosen[chosen["discount_depth"] > 0].sort_values("product_id").reset_index(drop=True)
-    targets = target_customers(lines, recommendations, load_customers(settings), params.plan_week,
+    targets = target_customers(lines, recommendations, load_customers(settings), run.plan_week,
                                params.audience_size, params.holdout_fraction, params.seed)
     plan = {
-        "run_id": run_id,
-        "plan_week": params.plan_week.isoformat(),
-        "dataset": dataset,
-        "budget": params.budget,
-        "max_discount": params.max_discount,
-        "margin_floor": params.margin_floor,
-        "max_promos_per_category": params.max_promos_per_category,
-        "audience_size": params.audience_size,
-        "holdout_fraction": params.holdout_fraction,
+        "run_id": run.run_id,
+        **{name: value for name, value in params.to_dict().items() if name in PLAN_PARAMS},
         "products_considered": int(chosen["product_id"].nunique()),
         "products_promoted": len(lines),
         "promotion_cost": round(float(lines["promotion_cost"].sum()), 2),
         "expected_incremental_revenue": round(float(lines["incremental_revenue"].sum()), 2),
         "expected_incremental_profit": round(float(lines["incremental_profit"].sum()), 2),
-        "solver_status": chosen.attrs.get("solver_status", "unknown"),
+        "solver_status": solution.status,
+        "mip_gap": solution.mip_gap,
     }
-    lines.to_parquet(run_dir / "plan_lines.parquet", index=False)
-    targets.to_parquet(run_dir / "plan_targets.parquet", index=False)
-    (run_dir / "plan.json").write_text(json.dumps(plan, indent=2))
+    lines.to_parquet(folder.plan_lines, index=False)
+    targets.to_parquet(folder.plan_targets, index=False)
+    folder.write_json(folder.plan, plan)
     log.info("Plan for %s: %d products promoted, cost %.2f of budget %.2f, expected incremental "
-             "profit %.2f, %d customers targeted", plan["plan_week"], plan["products_promoted"],
-             plan["promotion_cost"], params.budget, plan["expected_incremental_profit"], len(targets))
+             "profit %.2f, %d customers targeted (solver %s, gap %.2g)", plan["plan_week"],
+             plan["products_promoted"], plan["promotion_cost"], params.budget,
+             plan["expected_incremental_profit"], len(targets), solution.status, solution.mip_gap)
     return plan
-
-
-def plan_run(run: dict, settings: Settings | None = None) -> dict:
-    """The DAG's planning task: a run dict (see promoflow.runs) in, the plan summary out."""
-    return make_plan(Path(run["run_dir"]), run["run_id"], run["dataset"],
-                     PlanParams.from_run(run), settings)

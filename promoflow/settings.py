@@ -70,10 +70,9 @@ class Settings:
     def tmp_dir(self) -> Path:
         return self.work_dir / "tmp"
 
-    def run_dir(self, run_id: str) -> Path:
-        path = self.runs_dir / run_id
-        path.mkdir(parents=True, exist_ok=True)
-        return path
+    def feature_dir(self, name: str) -> Path:
+        """Parquet of one feature table in the lake: lake/features/<name>/."""
+        return self.lake_dir / "features" / name
 
     # --- warehouse ------------------------------------------------------------------------
     @property

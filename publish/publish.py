@@ -22,11 +22,13 @@ apart from that column (and `run_id`, when the rerun has a new one).
 from __future__ import annotations
 
 import io
+import json
 import logging
 from pathlib import Path
 
 import pandas as pd
 
+from promoflow.run import Run, RunFolder
 from promoflow.settings import Settings
 from promoflow.warehouse import connect
 
@@ -36,10 +38,10 @@ SCHEMA_SQL = Path(__file__).with_name("published_schema.sql")
 STAGING = "published_staging"
 
 PLAN_COLUMNS = [
-    "run_id", "plan_week", "dataset", "budget", "max_discount", "margin_floor",
-    "max_promos_per_category", "audience_size", "holdout_fraction", "products_considered",
-    "products_promoted", "promotion_cost", "expected_incremental_revenue",
-    "expected_incremental_profit", "solver_status",
+    "run_id", "plan_week", "dataset", "budget", "max_discount", "discount_step", "margin_floor",
+    "max_promos_per_category", "audience_size", "holdout_fraction", "seed",
+    "products_considered", "products_promoted", "promotion_cost", "expected_incremental_revenue",
+    "expected_incremental_profit", "solver_status", "mip_gap",
 ]
 PLAN_LINE_COLUMNS = [
     "run_id", "plan_week", "product_id", "product_name", "category", "list_price", "unit_cost",
@@ -194,13 +196,11 @@ def publish_plan(plan: dict, plan_lines: pd.DataFrame, targets: pd.DataFrame,
              run_id, plan_week, len(plan_lines), len(targets), len(forecasts))
 
 
-def metrics_frame(run_dir: Path) -> pd.DataFrame:
+def metrics_frame(folder: RunFolder) -> pd.DataFrame:
     """Model metrics against their baselines, from the training runs' JSON files."""
-    import json
-
     rows = []
     for model, baseline in (("forecaster", "seasonal_naive"), ("recommender", "popularity")):
-        path = run_dir / f"{model}_metrics.json"
+        path = folder.metrics(model)
         if not path.exists():
             continue
         metrics = json.loads(path.read_text())
@@ -211,17 +211,16 @@ def metrics_frame(run_dir: Path) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["model", "metric", "model_value", "baseline", "baseline_value"])
 
 
-def publish_run(run_dir: Path, settings: Settings | None = None) -> dict:
-    """Publish the plan files that planning wrote into `run_dir`."""
-    import json
-
-    plan = json.loads((run_dir / "plan.json").read_text())
+def publish_run(run: Run, settings: Settings | None = None) -> dict:
+    """The publish stage: the plan files that planning wrote into the run's folder."""
+    folder = run.folder(settings)
+    plan = json.loads(folder.plan.read_text())
     publish_plan(
         plan,
-        plan_lines=pd.read_parquet(run_dir / "plan_lines.parquet"),
-        targets=pd.read_parquet(run_dir / "plan_targets.parquet"),
-        forecasts=pd.read_parquet(run_dir / "forecasts.parquet"),
-        metrics=metrics_frame(run_dir),
+        plan_lines=pd.read_parquet(folder.plan_lines),
+        targets=pd.read_parquet(folder.plan_targets),
+        forecasts=pd.read_parquet(folder.forecasts),
+        metrics=metrics_frame(folder),
         settings=settings,
     )
     return plan

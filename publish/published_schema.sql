@@ -20,6 +20,13 @@ create table if not exists published.plans (
     solver_status                 text not null
 );
 
+-- Columns added since the first release: existing warehouses are migrated in place.
+alter table published.plans add column if not exists discount_step double precision not null default 0.1;
+alter table published.plans add column if not exists seed integer;
+alter table published.plans add column if not exists mip_gap double precision;
+comment on column published.plans.solver_status is 'HiGHS model status of the discount program (Optimal, Time limit reached, ...).';
+comment on column published.plans.mip_gap is 'Relative gap between the plan''s objective and the solver''s proven bound (0 = proven optimal).';
+
 create table if not exists published.plan_lines (
     run_id                        text not null references published.plans (run_id) on delete cascade,
     plan_week                     date not null,
@@ -91,6 +98,9 @@ create or replace view published.current_plan_targets as
 -- so that the audit, not a constraint error, reports a bad row. BI cannot read this schema.
 create schema if not exists published_staging;
 create unlogged table if not exists published_staging.plans (like published.plans including defaults);
+alter table published_staging.plans add column if not exists discount_step double precision not null default 0.1;
+alter table published_staging.plans add column if not exists seed integer;
+alter table published_staging.plans add column if not exists mip_gap double precision;
 create unlogged table if not exists published_staging.plan_lines (like published.plan_lines);
 create unlogged table if not exists published_staging.plan_targets (like published.plan_targets);
 create unlogged table if not exists published_staging.forecasts (like published.forecasts);

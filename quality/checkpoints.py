@@ -1,5 +1,6 @@
 """Great Expectations quality gates on raw, on the marts and on the Spark feature Parquet.
 
+    from quality.checkpoints import check_raw, check_marts, check_features  # a run's gates
     from quality.checkpoints import validate_raw, validate_marts, validate_features
 
 A gate validates several tables; each table has a suite built (re-runnably) in Python, a
@@ -35,6 +36,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from promoflow.run import Run
 from promoflow.settings import Settings, get_settings
 
 log = logging.getLogger("quality.checkpoints")
@@ -367,6 +369,21 @@ def _ingest_run_query(run_id: str) -> str:
     """
 
 
+def check_raw(run: Run, settings: Settings | None = None) -> dict:
+    """The raw gate of a weekly run (after its ingest)."""
+    return validate_raw(run.run_id, settings)
+
+
+def check_marts(run: Run, settings: Settings | None = None) -> dict:
+    """The marts gate of a weekly run (after dbt)."""
+    return validate_marts(settings)
+
+
+def check_features(run: Run, settings: Settings | None = None) -> dict:
+    """The features gate of a weekly run: nothing stamped after its plan week, no future."""
+    return validate_features(settings, plan_week=run.plan_week)
+
+
 def validate_raw(run_id: str, settings: Settings | None = None) -> dict:
     """Validate the raw tables and the accounting of ingest run `run_id`."""
     from ingest.contract import TABLES
@@ -397,7 +414,7 @@ def validate_marts(settings: Settings | None = None) -> dict:
 def _read_features(settings: Settings, table: str):
     import pandas as pd
 
-    path = settings.lake_dir / "features" / table
+    path = settings.feature_dir(table)
     if not path.exists():
         raise FileNotFoundError(
             f"Feature Parquet {path} does not exist; run the Spark feature "

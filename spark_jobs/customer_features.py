@@ -159,7 +159,7 @@ def run(spark: SparkSession, settings: Settings, plan_week: date) -> int:
     features = build_customer_features(
         order_lines, read_mart(spark, settings, "customers"), plan_week
     )
-    path = settings.lake_dir / "features" / NAME
+    path = settings.feature_dir(NAME)
     features.write.mode("overwrite").parquet(str(path))
     order_lines.unpersist()
     return spark.read.parquet(str(path)).count()

@@ -84,7 +84,7 @@ def run(spark: SparkSession, settings: Settings, plan_week: date) -> int:
         sales := read_mart(spark, settings, "product_week_sales").cache(),
         plan_week,
     )
-    path = settings.lake_dir / "features" / NAME
+    path = settings.feature_dir(NAME)
     features.write.mode("overwrite").parquet(str(path))
     sales.unpersist()
     return spark.read.parquet(str(path)).count()

@@ -127,7 +127,7 @@ def run(spark: SparkSession, settings: Settings, plan_week: date) -> int:
         read_mart(spark, settings, "calendar_weeks"),
         plan_week,
     )
-    path = settings.lake_dir / "features" / NAME
+    path = settings.feature_dir(NAME)
     features.write.mode("overwrite").parquet(str(path))
     sales.unpersist()
     return spark.read.parquet(str(path)).count()

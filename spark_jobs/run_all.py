@@ -16,6 +16,7 @@ from datetime import date
 from pyspark.sql import SparkSession
 
 from promoflow.logs import setup_logging
+from promoflow.run import Run
 from promoflow.settings import Settings, get_settings
 from spark_jobs import customer_features, product_features, product_week_features
 from spark_jobs.session import FeatureJobError, get_spark, read_mart
@@ -26,15 +27,24 @@ log = logging.getLogger("spark_jobs.run_all")
 JOBS = (customer_features, product_features, product_week_features)
 
 
+def build_features(run: Run, settings: Settings | None = None) -> dict[str, int]:
+    """The features stage of a weekly run: every feature table up to the run's resolved plan week,
+    written to settings.feature_dir(<name>); returns rows written per table."""
+    plan_week = run.plan_week  # RunConfigError before Spark starts when it is not resolved
+    log.info("Run %s: features up to the plan week %s", run.run_id, plan_week)
+    return run_all(settings or get_settings(), plan_week)
+
+
 def run_all(
     settings: Settings, plan_week: date | None = None, spark: SparkSession | None = None
 ) -> dict[str, int]:
     """Build every feature table up to the plan week; returns rows written per table.
 
-    A session passed in is left running; one started here is stopped at the end.
+    A session passed in, or one already running in the process, is left running; one started
+    here is stopped at the end.
     """
     started = time.time()
-    own_session = spark is None
+    own_session = spark is None and SparkSession.getActiveSession() is None
     if spark is None:
         spark = get_spark(settings)
         log.info("Spark session ready in %.1f s", time.time() - started)

@@ -1,20 +1,19 @@
-"""Week arithmetic shared by the feature jobs: Monday weeks, the plan week, week grids."""
+"""Week arithmetic of the feature jobs as Spark expressions; the rules are promoflow.weeks'."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from promoflow.weeks import EPOCH_MONDAY, WeekError, check_monday, plan_week_after
 from spark_jobs.session import FeatureJobError
-
-EPOCH_MONDAY = "1970-01-05"
 
 
 def week_index(column: str = "week_start") -> F.Column:
-    """Weeks since 1970-01-05 (a Monday): an integer axis for range windows over weeks."""
-    return F.floor(F.datediff(F.col(column), F.lit(EPOCH_MONDAY).cast("date")) / 7).cast("long")
+    """Weeks since EPOCH_MONDAY: an integer axis for range windows over weeks."""
+    return F.floor(F.datediff(F.col(column), F.lit(EPOCH_MONDAY)) / 7).cast("long")
 
 
 def weeks_until(weeks_of_data: DataFrame, plan_week: date) -> DataFrame:
@@ -47,9 +46,8 @@ def last_data_week(product_week_sales: DataFrame) -> date:
 def resolve_plan_week(last_week: date, plan_week: date | None) -> date:
     """The explicit plan week (a Monday), or the week after the last week of data."""
     if plan_week is None:
-        return last_week + timedelta(days=7)
-    if plan_week.weekday() != 0:
-        raise FeatureJobError(
-            f"plan_week {plan_week} is not a Monday; give the Monday that starts the week."
-        )
-    return plan_week
+        return plan_week_after(last_week)
+    try:
+        return check_monday(plan_week)
+    except WeekError as error:
+        raise FeatureJobError(str(error)) from None

@@ -9,7 +9,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from promoflow import localpg
+from local import pg as localpg
 from promoflow.settings import Settings, get_settings
 
 
@@ -67,8 +67,16 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 @pytest.fixture(scope="session")
 def tiny_landing(settings: Settings) -> Path:
     """The tiny synthetic market in the raw contract, generated once per test session."""
-    from synthetic.generate import generate
+    from sources.synthetic.generate import generate
 
     out_dir = settings.landing_dir / "tiny"
     generate(preset="tiny", out_dir=out_dir, truth_dir=settings.ground_truth_dir / "tiny", seed=42)
     return out_dir
+
+
+@pytest.fixture(scope="session")
+def roles(settings: Settings):
+    """(writer, BI) roles for this session's database; passwords generated in its work folder."""
+    from local.roles import ensure_roles
+
+    return ensure_roles(settings)

@@ -1,6 +1,7 @@
 """Run a training module under torchrun as a subprocess and stream its logs.
 
     run_torchrun("training.forecaster.train", ["--run-dir", str(run_dir)])
+    train_forecaster(run)   # a weekly run's stage: the run's folder, parameters from run.json
 
 Uses `python -m torch.distributed.run --standalone` with one process per GPU when CUDA is
 available and two CPU processes (gloo) otherwise. Temporary files of torch and inductor stay in
@@ -10,12 +11,14 @@ the settings' tmp folder, and each worker gets one OpenMP thread.
 from __future__ import annotations
 
 import collections
+import json
 import logging
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+from promoflow.run import Run
 from promoflow.settings import PROJECT_ROOT, Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -86,21 +89,24 @@ def _last_error(lines: collections.deque[str]) -> str:
     return lines[-1][:300] if lines else "no output"
 
 
-def train_model(model: str, run: dict, settings: Settings | None = None) -> str:
-    """Train `model` ("recommender" or "forecaster") for a prepared weekly run; returns run_dir.
+def train_recommender(run: Run, settings: Settings | None = None) -> dict:
+    """The recommender stage of a weekly run; its holdout metrics."""
+    return _train("recommender", run, settings)
 
-    `run` is the dict of `promoflow.runs.prepare_run`: its run_dir holds the training sets and
-    receives the outputs; seed, epochs (0 = the model's default) and, for the forecaster,
-    max_discount come from the run's parameters.
-    """
-    if model not in ("recommender", "forecaster"):
-        raise ValueError(f"unknown model {model!r}; expected 'recommender' or 'forecaster'.")
+
+def train_forecaster(run: Run, settings: Settings | None = None) -> dict:
+    """The forecaster stage of a weekly run; its holdout metrics."""
+    return _train("forecaster", run, settings)
+
+
+def _train(model: str, run: Run, settings: Settings | None) -> dict:
+    """torchrun `training.<model>.train` on the run's folder (it reads the run's run.json)."""
     settings = settings or get_settings()
-    args = ["--run-dir", run["run_dir"], "--models-dir", settings.models_dir,
-            "--seed", int(run["seed"])]
-    if int(run.get("epochs") or 0) > 0:
-        args += ["--epochs", int(run["epochs"])]
-    if model == "forecaster":
-        args += ["--max-discount", float(run["max_discount"])]
-    run_torchrun(f"training.{model}.train", args, settings=settings)
-    return str(run["run_dir"])
+    folder = run.folder(settings)
+    if not folder.run_file.exists():
+        raise TrainingFailed(f"{folder.run_file} does not exist; prepare the run first.")
+    run_torchrun(f"training.{model}.train",
+                 ["--run-dir", folder.path, "--models-dir", settings.models_dir],
+                 settings=settings)
+    metrics = json.loads(folder.metrics(model).read_text())
+    return {key: metrics[key] for key in ("model", "baseline", "holdout_weeks")}

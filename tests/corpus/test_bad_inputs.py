@@ -47,10 +47,11 @@ def _publish_small_plan(settings: Settings) -> None:
     week = "2026-11-16"
     plan = {
         "run_id": "corpus-plan", "plan_week": week, "dataset": "tiny", "budget": 100.0,
-        "max_discount": 0.3, "margin_floor": 0.05, "max_promos_per_category": 3,
-        "audience_size": 2, "holdout_fraction": 0.5, "products_considered": 2,
-        "products_promoted": 1, "promotion_cost": 12.0, "expected_incremental_revenue": 60.0,
-        "expected_incremental_profit": 20.0, "solver_status": "Optimal",
+        "max_discount": 0.3, "discount_step": 0.1, "margin_floor": 0.05,
+        "max_promos_per_category": 3, "audience_size": 2, "holdout_fraction": 0.5, "seed": 42,
+        "products_considered": 2, "products_promoted": 1, "promotion_cost": 12.0,
+        "expected_incremental_revenue": 60.0, "expected_incremental_profit": 20.0,
+        "solver_status": "Optimal", "mip_gap": 0.0,
     }  # fmt: skip
     lines = pd.DataFrame([{
         "product_id": 10001, "product_name": "Pioneer electronics Max 10001",

@@ -5,9 +5,9 @@ from datetime import date
 
 import pytest
 
-from ingest.completejourney import import_completejourney
-from promoflow.local_run import model_lines, run_weekly
+from local.runner import model_lines, run_weekly
 from promoflow.warehouse import connect
+from sources.completejourney import import_completejourney
 
 BUDGET = 300.0
 MAX_DISCOUNT = 0.3

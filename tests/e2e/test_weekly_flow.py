@@ -2,17 +2,18 @@
 
 import pytest
 
-from promoflow.local_run import run_weekly
+from local.runner import run_weekly
 from promoflow.warehouse import connect
 
 BUDGET = 400.0
 MARGIN_FLOOR = 0.05
+AUDIENCE = 250  # more than the recommender's former fixed 200, fewer than the 300 customers
 
 
 @pytest.fixture(scope="module")
 def published(settings, tiny_landing):
     conf = {"dataset": tiny_landing.name, "plan_week": "", "budget": BUDGET, "max_discount": 0.3,
-            "margin_floor": MARGIN_FLOOR, "max_promos_per_category": 3, "audience_size": 30,
+            "margin_floor": MARGIN_FLOOR, "max_promos_per_category": 3, "audience_size": AUDIENCE,
             "holdout_fraction": 0.2, "epochs": 0, "seed": 42}
     return run_weekly(conf, settings)
 
@@ -32,6 +33,22 @@ def test_plan_is_published_and_within_budget(settings, published):
                     (run_id,))[0]
     assert 0 < cost <= BUDGET + 1e-6
     assert _rows(settings, "select count(*) from published.current_plan_lines")[0][0] == published["products_promoted"]
+
+
+@pytest.mark.integration
+def test_every_promoted_product_reaches_its_audience(settings, published):
+    sizes = _rows(settings, "select product_id, count(*) from published.plan_targets "
+                  "where run_id = %s group by product_id", (published["run_id"],))
+    assert len(sizes) == published["products_promoted"]
+    assert {count for _, count in sizes} == {AUDIENCE}
+
+
+@pytest.mark.integration
+def test_solver_status_and_gap_are_published(settings, published):
+    ((status, gap),) = _rows(settings, "select solver_status, mip_gap from published.plans "
+                             "where run_id = %s", (published["run_id"],))
+    assert status == "Optimal"
+    assert gap is not None and 0 <= gap <= 1e-4
 
 
 @pytest.mark.integration
@@ -103,7 +120,7 @@ def test_rerunning_the_week_publishes_identical_rows_once(settings, published):
     first = _published_rows(settings, published["run_id"])
     conf = {"dataset": "tiny", "plan_week": str(published["plan_week"]), "budget": BUDGET,
             "max_discount": 0.3, "margin_floor": MARGIN_FLOOR, "max_promos_per_category": 3,
-            "audience_size": 30, "holdout_fraction": 0.2, "epochs": 0, "seed": 42}
+            "audience_size": AUDIENCE, "holdout_fraction": 0.2, "epochs": 0, "seed": 42}
     again = run_weekly(conf, settings)
     assert again["run_id"] != published["run_id"]
     assert _published_rows(settings, again["run_id"]) == first
@@ -117,7 +134,7 @@ def test_rerunning_the_week_publishes_identical_rows_once(settings, published):
 
 @pytest.mark.integration
 def test_summary_says_how_much_data_each_model_had(settings, published):
-    from promoflow.local_run import model_lines
+    from local.runner import model_lines
 
     lines = model_lines(settings.runs_dir / published["run_id"])
     assert len(lines) == 3

@@ -15,5 +15,5 @@ def lake_settings(settings: Settings, tmp_path_factory: pytest.TempPathFactory) 
     """Settings whose work folder holds only the hand-made lake (and its Feast store)."""
     local = dataclasses.replace(settings, work_dir=tmp_path_factory.mktemp("feast_work"))
     for name, rows in TABLES.items():
-        write_like_spark(rows(), local.lake_dir / "features" / name)
+        write_like_spark(rows(), local.feature_dir(name))
     return local

@@ -11,6 +11,7 @@ import pytest
 
 from feature_repo.store import apply_and_materialize, get_store
 from feature_repo.training_sets import TrainingSetError, build_training_sets
+from promoflow.run import RunFolder
 from promoflow.settings import Settings
 from promoflow.warehouse import engine
 from spark_jobs import customer_features, product_features, product_week_features
@@ -39,14 +40,14 @@ def sets(settings: Settings, plan_week: date, tmp_path_factory) -> dict[str, pd.
     started = time.time()
     apply_and_materialize(settings, end)
     materialized = time.time()
-    paths = build_training_sets(settings, tmp_path_factory.mktemp("run"), plan_week)
+    paths = build_training_sets(settings, RunFolder(tmp_path_factory.mktemp("run")), plan_week)
     print(f"apply+materialize {materialized - started:.1f} s, "
           f"training sets {time.time() - materialized:.1f} s")
     return {name: pd.read_parquet(path) for name, path in paths.items()}
 
 
 def lake(settings: Settings, name: str) -> pd.DataFrame:
-    return pd.read_parquet(settings.lake_dir / "features" / name)
+    return pd.read_parquet(settings.feature_dir(name))
 
 
 def test_five_files_with_the_documented_columns(sets: dict[str, pd.DataFrame]) -> None:
@@ -125,4 +126,4 @@ def test_interactions_match_the_order_lines(
 
 def test_features_must_reach_the_plan_week(settings: Settings, plan_week: date, tmp_path) -> None:
     with pytest.raises(TrainingSetError, match="before the plan week"):
-        build_training_sets(settings, tmp_path, plan_week + timedelta(days=7))
+        build_training_sets(settings, RunFolder(tmp_path), plan_week + timedelta(days=7))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from promoflow.runs import RunConfigError, prepare_run, validate_params
+from promoflow.run import RunConfigError, prepare_run, validate_params
 from promoflow.settings import Settings
 
 GOOD = {"dataset": "tiny", "plan_week": "", "budget": 400.0, "max_discount": 0.3,
@@ -31,6 +31,9 @@ BAD = [
     ("seed_negative", {"seed": -3}, "seed -3 is outside"),
     ("plan_week_not_a_date", {"plan_week": "next week"}, "plan_week 'next week' is not a date"),
     ("plan_week_not_monday", {"plan_week": "2026-11-18"}, "plan_week 2026-11-18 is not a Monday"),
+    ("plan_week_basic_format", {"plan_week": "20261116"}, "plan_week '20261116' is not a date"),
+    ("plan_week_iso_week", {"plan_week": "2026-W47-1"}, "plan_week '2026-W47-1' is not a date"),
+    ("discount_step_zero", {"discount_step": 0}, "discount_step 0 is outside [0.01, 0.5]"),
     ("dataset_path_escape", {"dataset": "../etc"}, "dataset '../etc' is not a folder name"),
     ("dataset_missing", {"dataset": "nowhere"}, "Landing folder"),
     ("epochs_too_many", {"epochs": 5000}, "epochs 5000 is outside [0, 1000]"),
@@ -54,13 +57,13 @@ def test_bad_params_are_refused_before_any_work(
 
 def test_good_params_are_typed(settings: Settings, tiny_landing: Path) -> None:
     checked = validate_params({**GOOD, "budget": "250", "audience_size": "40"}, settings)
-    assert checked["budget"] == 250.0 and checked["audience_size"] == 40
+    assert checked.budget == 250.0 and checked.audience_size == 40
 
 
 def test_the_dag_form_uses_the_same_bounds(settings: Settings) -> None:
     from airflow.sdk.definitions.param import ParamValidationError
 
-    from promoflow.local_run import airflow_env, dbt_parse
+    from local.runner import airflow_env, dbt_parse
 
     dbt_parse(airflow_env(settings))  # the DAG file renders its dbt tasks from the manifest
     from dags.promo_weekly import PARAMS
@@ -74,13 +77,13 @@ def test_the_dag_form_uses_the_same_bounds(settings: Settings) -> None:
 
 def test_local_runner_refuses_in_one_line(settings: Settings, tiny_landing: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "promoflow.local_run", "weekly", "--dataset", "tiny",
+        [sys.executable, "-m", "local.runner", "weekly", "--dataset", "tiny",
          "--budget", "-5"],
         check=False, capture_output=True, text=True, timeout=120,
     )
     assert result.returncode != 0
     assert result.stderr.strip().splitlines()[-1] == (
-        "error: budget -5.0 is outside [0, 1e+09]; give the discount money to give away, "
+        "error: budget -5 is outside [0, 1e+09]; give the discount money to give away, "
         "e.g. 5000."
     )
     assert "airflow db migrate" not in result.stderr  # refused before Airflow starts

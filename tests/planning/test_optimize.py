@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from planning.optimize import candidate_table, plan_discounts
-from planning.params import PlanParamError, PlanParams
 from planning.targeting import target_customers
+from promoflow.run import RunConfigError, RunParams
 
 WEEK = date(2026, 11, 16)
 
@@ -37,9 +37,9 @@ def _market(n_products: int = 12, seed: int = 0):
 
 def test_plan_respects_budget_margin_and_category_limit():
     products, forecasts = _market()
-    params = PlanParams(plan_week=WEEK, budget=300.0, max_discount=0.3, margin_floor=0.1,
+    params = RunParams(plan_week=WEEK, budget=300.0, max_discount=0.3, margin_floor=0.1,
                         max_promos_per_category=2)
-    chosen = plan_discounts(forecasts, products, params)
+    chosen = plan_discounts(forecasts, products, params).chosen
     assert len(chosen) == len(products)
     promoted = chosen[chosen["discount_depth"] > 0]
     assert not promoted.empty
@@ -53,9 +53,9 @@ def test_plan_respects_budget_margin_and_category_limit():
 
 def test_mip_beats_or_matches_greedy_by_profit_per_cost():
     products, forecasts = _market(n_products=30, seed=3)
-    params = PlanParams(plan_week=WEEK, budget=500.0, max_promos_per_category=30, margin_floor=0.0)
+    params = RunParams(plan_week=WEEK, budget=500.0, max_promos_per_category=30, margin_floor=0.0)
     cand = candidate_table(forecasts, products, params)
-    chosen = plan_discounts(forecasts, products, params)
+    chosen = plan_discounts(forecasts, products, params).chosen
     # greedy: best ratio first, one level per product
     promo = cand[(cand["discount_depth"] > 0) & (cand["incremental_profit"] > 0)].copy()
     promo["ratio"] = promo["incremental_profit"] / promo["promotion_cost"]
@@ -70,17 +70,17 @@ def test_mip_beats_or_matches_greedy_by_profit_per_cost():
 
 def test_zero_budget_promotes_nothing():
     products, forecasts = _market()
-    chosen = plan_discounts(forecasts, products, PlanParams(plan_week=WEEK, budget=0.0))
+    chosen = plan_discounts(forecasts, products, RunParams(plan_week=WEEK, budget=0.0)).chosen
     assert (chosen["discount_depth"] == 0).all()
 
 
 def test_stock_caps_expected_units():
     products, forecasts = _market()
     products["on_hand_units"] = 5
-    cand = candidate_table(forecasts, products, PlanParams(plan_week=WEEK))
+    cand = candidate_table(forecasts, products, RunParams(plan_week=WEEK))
     assert (cand["expected_units"] <= 5).all()
     # with every level capped at the same units, a discount only loses money
-    chosen = plan_discounts(forecasts, products, PlanParams(plan_week=WEEK, budget=1e6))
+    chosen = plan_discounts(forecasts, products, RunParams(plan_week=WEEK, budget=1e6)).chosen
     assert (chosen["discount_depth"] == 0).all()
 
 
@@ -91,8 +91,8 @@ def test_stock_caps_expected_units():
     ({"plan_week": date(2026, 11, 17)}, "Monday"),
 ])
 def test_bad_params_are_refused(kwargs, message):
-    with pytest.raises(PlanParamError, match=message):
-        PlanParams(**{"plan_week": WEEK, **kwargs})
+    with pytest.raises(RunConfigError, match=message):
+        RunParams(**{"plan_week": WEEK, **kwargs})
 
 
 def test_targeting_holdout_is_disjoint_and_deterministic():
@@ -110,3 +110,12 @@ def test_targeting_holdout_is_disjoint_and_deterministic():
     held = set(a.loc[a["assignment"] == "holdout", "customer_id"])
     assert held and treated and not (held & treated)
     assert 0.05 < len(held) / len(treated | held) < 0.4
+
+
+def test_solver_reports_its_status_and_gap():
+    products, forecasts = _market(n_products=30, seed=5)
+    solution = plan_discounts(forecasts, products, RunParams(plan_week=WEEK, budget=400.0))
+    assert solution.status == "Optimal"
+    assert 0 <= solution.mip_gap <= 1e-4
+    promoted = solution.chosen[solution.chosen["discount_depth"] > 0]
+    assert solution.objective == pytest.approx(promoted["incremental_profit"].sum(), abs=1e-6)

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 
 from planning.optimize import plan_discounts
-from planning.params import PlanParams
 from planning.targeting import target_customers
+from promoflow.run import RunParams
 from tests.planning.test_optimize import _market
 
 
@@ -17,8 +17,9 @@ def small_plan(run_id: str, week: date):
     """(plan, lines, targets, forecasts, metrics) of a 12-product market solved by the MIP."""
     products, forecasts = _market()
     forecasts["week_start"] = week
-    params = PlanParams(plan_week=week, budget=300.0)
-    chosen = plan_discounts(forecasts, products, params)
+    params = RunParams(plan_week=week, budget=300.0)
+    solution = plan_discounts(forecasts, products, params)
+    chosen = solution.chosen
     chosen = chosen.merge(products[["product_id", "product_name"]], on="product_id")
     lines = chosen[chosen["discount_depth"] > 0].reset_index(drop=True)
     recs = pd.DataFrame([(p, c, 1.0 / r, r) for p in products["product_id"]
@@ -29,13 +30,13 @@ def small_plan(run_id: str, week: date):
     metrics = pd.DataFrame([{"model": "forecaster", "metric": "wape", "model_value": 0.3,
                              "baseline": "seasonal_naive", "baseline_value": 0.4}])
     plan = {"run_id": run_id, "plan_week": week.isoformat(), "dataset": "unit", "budget": 300.0,
-            "max_discount": 0.3, "margin_floor": 0.05, "max_promos_per_category": 5,
-            "audience_size": 10, "holdout_fraction": 0.2,
+            "max_discount": 0.3, "discount_step": 0.1, "margin_floor": 0.05,
+            "max_promos_per_category": 5, "audience_size": 10, "holdout_fraction": 0.2, "seed": 42,
             "products_considered": int(chosen["product_id"].nunique()),
             "products_promoted": len(lines), "promotion_cost": float(lines["promotion_cost"].sum()),
             "expected_incremental_revenue": float(lines["incremental_revenue"].sum()),
             "expected_incremental_profit": float(lines["incremental_profit"].sum()),
-            "solver_status": "Optimal"}
+            "solver_status": solution.status, "mip_gap": solution.mip_gap}
     return plan, lines, targets, forecasts, metrics
 
 

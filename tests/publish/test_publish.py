@@ -5,13 +5,13 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import date
+from datetime import date, timedelta
 
 import pandas as pd
 import psycopg2
 import pytest
 
-from promoflow.roles import as_role
+from local.roles import as_role
 from promoflow.settings import PROJECT_ROOT
 from promoflow.warehouse import connect
 from publish.publish import STAGING, TABLES, PublishAuditError, publish_plan
@@ -194,3 +194,27 @@ def test_a_killed_publish_leaves_the_previous_plan(settings, roles, statement):
     assert after["lines"] == [("run-killed", *row[1:]) for row in before["lines"]]
     assert after["targets"] == (len(rerun[2]), 1)
     assert _staged_rows(settings) == 0
+
+
+@pytest.mark.integration
+def test_a_warehouse_of_the_first_release_is_migrated_in_place(settings):
+    week = date(2026, 12, 7)
+    publish_plan(*small_plan("run-before-migration", week), settings=settings)
+    added = ("discount_step", "seed", "mip_gap")
+    with connect(settings) as conn, conn.cursor() as cur:  # the published schema as it was
+        cur.execute("drop view published.current_plan_lines, published.current_plan_targets, "
+                    "published.current_plan")
+        for schema in ("published", STAGING):
+            cur.execute(f"alter table {schema}.plans "
+                        + ", ".join(f"drop column {column}" for column in added))
+    publish_plan(*small_plan("run-after-migration", week + timedelta(days=7)),
+                 settings=settings)
+    with connect(settings) as conn, conn.cursor() as cur:
+        cur.execute("select run_id, solver_status, mip_gap, discount_step from published.plans "
+                    "where run_id like 'run-%%-migration' order by plan_week")
+        rows = cur.fetchall()
+        cur.execute("select mip_gap, discount_step from published.current_plan")  # views too
+    # the old row kept, with the defaults of the new columns; the new one filled
+    assert [row[0] for row in rows] == ["run-before-migration", "run-after-migration"]
+    assert rows[0][2:] == (None, 0.1)
+    assert rows[1][1] == "Optimal" and rows[1][2] is not None

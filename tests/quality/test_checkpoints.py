@@ -187,7 +187,7 @@ def _features(weeks: int = 6, products: tuple[int, ...] = (10001, 10002)) -> dic
 def _write_features(settings: Settings, frames: dict) -> None:
     """Spark-like output folders: part files plus a _SUCCESS marker."""
     for name, frame in frames.items():
-        folder = settings.lake_dir / "features" / name
+        folder = settings.feature_dir(name)
         folder.mkdir(parents=True, exist_ok=True)
         for old in folder.iterdir():
             old.unlink()

@@ -12,10 +12,11 @@ import pyarrow.dataset as ds
 import pytest
 from pyspark.sql import SparkSession
 
+from promoflow.run import Run, RunConfigError
 from promoflow.settings import Settings
 from promoflow.warehouse import engine
 from spark_jobs import customer_features, product_features, product_week_features
-from spark_jobs.run_all import run_all
+from spark_jobs.run_all import build_features as build_run_features
 from tests.spark.pipeline import build_features
 
 JOBS = (customer_features, product_features, product_week_features)
@@ -35,13 +36,13 @@ def sales(settings: Settings, rows: dict[str, int]) -> pd.DataFrame:
 
 
 def read_feature(settings: Settings, name: str) -> pd.DataFrame:
-    return pd.read_parquet(settings.lake_dir / "features" / name)
+    return pd.read_parquet(settings.feature_dir(name))
 
 
 def test_every_table_written_with_its_columns(settings: Settings, rows: dict[str, int]) -> None:
     assert set(rows) == {job.NAME for job in JOBS}
     for job in JOBS:
-        dataset = ds.dataset(str(settings.lake_dir / "features" / job.NAME), format="parquet")
+        dataset = ds.dataset(str(settings.feature_dir(job.NAME)), format="parquet")
         assert dataset.schema.names == job.COLUMNS
         assert dataset.schema.field("event_timestamp").type == pa.timestamp("us", tz="UTC")
         assert dataset.schema.field(job.COLUMNS[0]).type == pa.int64()
@@ -81,9 +82,12 @@ def test_lags_match_the_sales_mart(settings: Settings, sales: pd.DataFrame) -> N
 def test_explicit_plan_week_cuts_the_rows(
     settings: Settings, sales: pd.DataFrame, spark: SparkSession, tmp_path: Path
 ) -> None:
+    """The stage's entry point on a run whose plan week is four weeks before the last data week."""
     backtest = dataclasses.replace(settings, work_dir=tmp_path)
     plan_week: date = sales["week_start"].max() - timedelta(days=28)
-    run_all(backtest, plan_week, spark=spark)
+    rows = build_run_features(Run("backtest").with_plan_week(plan_week), backtest)
+    assert set(rows) == {job.NAME for job in JOBS}
+    assert spark.range(1).count() == 1  # the process's session is left running
     for job in JOBS:
         frame = read_feature(backtest, job.NAME)
         assert frame["event_timestamp"].max() == pd.Timestamp(plan_week, tz="UTC")
@@ -93,3 +97,8 @@ def test_explicit_plan_week_cuts_the_rows(
     same = week_rows.merge(full_rows, on=key, suffixes=("", "_full"))
     same = same[same["event_timestamp"] < pd.Timestamp(plan_week, tz="UTC")]
     assert (same["units_roll_mean_12"] == same["units_roll_mean_12_full"]).all()
+
+
+def test_entry_point_needs_a_resolved_plan_week(settings: Settings) -> None:
+    with pytest.raises(RunConfigError, match="no plan week yet"):
+        build_run_features(Run("unresolved"), settings)

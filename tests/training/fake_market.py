@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from promoflow.run import RunFolder
+
 FIRST_WEEK = dt.date(2025, 1, 6)  # a Monday
 HOLIDAY_WEEKS = {26, 47, 52}
 DISCOUNT_CHOICES = np.array([0.1, 0.2, 0.3, 0.4])
@@ -177,16 +179,15 @@ def build_fake_market(
     columns = ["product_id", "event_timestamp", "units", *FORECASTER_FEATURES]
     train = weeks[weeks["week_start"] < plan_week][columns].reset_index(drop=True)
     score = weeks[weeks["week_start"] == plan_week][[c for c in columns if c != "units"]]
-    train.to_parquet(run_dir / "forecaster_train.parquet", index=False)
-    score.reset_index(drop=True).to_parquet(run_dir / "forecaster_score.parquet", index=False)
+    folder = RunFolder(run_dir)
+    train.to_parquet(folder.forecaster_train, index=False)
+    score.reset_index(drop=True).to_parquet(folder.forecaster_score, index=False)
 
     interactions, favourite = _interactions(rng, products, n_customers, n_weeks)
-    interactions.to_parquet(run_dir / "recommender_interactions.parquet", index=False)
+    interactions.to_parquet(folder.recommender_interactions, index=False)
     customers = _customer_features(rng, interactions, products, sorted(favourite), plan_week)
-    customers.to_parquet(run_dir / "recommender_customers.parquet", index=False)
+    customers.to_parquet(folder.recommender_customers, index=False)
     latest = weeks[weeks["week_start"] == plan_week]
     product_rows = latest[["product_id", "event_timestamp", *PRODUCT_FEATURES]]
-    product_rows.reset_index(drop=True).to_parquet(
-        run_dir / "recommender_products.parquet", index=False
-    )
+    product_rows.reset_index(drop=True).to_parquet(folder.recommender_products, index=False)
     return FakeMarket(run_dir, plan_week, elasticity, favourite)

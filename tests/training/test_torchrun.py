@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
+from promoflow.run import Run, RunFolder, RunParams
 from training.launch import TrainingFailed, run_torchrun
 
 FORECAST_COLUMNS = ["product_id", "week_start", "discount_depth", "units_p10", "units_p50",
@@ -28,9 +29,10 @@ def run_dir(fake_market, tmp_path: Path) -> Path:
 
 def test_forecaster_under_torchrun(fake_market, run_dir: Path, settings, tmp_path: Path) -> None:
     models = tmp_path / "models"
-    run_torchrun("training.forecaster.train",
-                 ["--run-dir", run_dir, "--models-dir", models, "--epochs", "25",
-                  "--max-discount", "0.3"], nproc=2, settings=settings)
+    run = Run("torchrun-test", RunParams(max_discount=0.3, epochs=25))
+    RunFolder(run_dir).write_json(RunFolder(run_dir).run_file, run.to_dict())
+    run_torchrun("training.forecaster.train", ["--run-dir", run_dir, "--models-dir", models],
+                 nproc=2, settings=settings)
 
     forecasts = pd.read_parquet(run_dir / "forecasts.parquet")
     assert list(forecasts.columns) == FORECAST_COLUMNS

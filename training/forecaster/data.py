@@ -16,8 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-TRAIN_FILE = "forecaster_train.parquet"
-SCORE_FILE = "forecaster_score.parquet"
+from training.common.io import read_training_set
 
 LAG_COLUMNS = ["units_lag_1", "units_lag_2", "units_lag_4", "units_lag_52"]
 LEVEL_COLUMNS = ["units_roll_mean_4", "units_roll_mean_12"]
@@ -32,20 +31,8 @@ FEATURE_NAMES = [
 
 
 def read_frame(path: Path, *, label: bool) -> pd.DataFrame:
-    """Read a training-set file, undo Feast's `view__feature` prefixes, check the columns."""
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist; build the training sets before training.")
-    frame = pd.read_parquet(path)
-    renames = {}
-    for column in frame.columns:
-        base = column.split("__")[-1]
-        if base != column and base not in frame.columns and base not in renames.values():
-            renames[column] = base
-    frame = frame.rename(columns=renames)
-    missing = [c for c in REQUIRED + (["units"] if label else []) if c not in frame.columns]
-    if missing:
-        raise ValueError(f"{path.name} lacks the columns {missing}; rebuild it with the "
-                         "feature set of docs/architecture.md.")
+    """Read a training-set file (Feast prefixes undone, columns checked), sorted by week."""
+    frame = read_training_set(path, REQUIRED + (["units"] if label else []))
     frame["week_start"] = pd.to_datetime(frame["event_timestamp"], utc=True).dt.tz_localize(None)
     frame["week_start"] = frame["week_start"].dt.normalize()
     if "category" not in frame.columns:

@@ -2,19 +2,16 @@
 
     torchrun --standalone --nproc_per_node=2 -m training.forecaster.train --run-dir DIR
 
-Reads forecaster_train.parquet and forecaster_score.parquet from the run folder and writes
-forecasts.parquet (P10/P50/P90 units of every product at each candidate discount) and
-forecaster_metrics.json (model vs seasonal-naive baseline) there; the checkpoint goes to
-<models-dir>/forecaster/checkpoint.pt. The model is trained on the weeks before the holdout and
-used as is for the plan week (no refit).
+Reads the forecaster training and scoring sets from the run folder and writes the forecasts
+(P10/P50/P90 units of every product at each candidate discount of the run's discount grid,
+`RunParams.discount_levels`) and the metrics (model vs seasonal-naive baseline) there; the
+checkpoint goes to <models-dir>/forecaster/checkpoint.pt. The model is trained on the weeks
+before the holdout and used as is for the plan week (no refit).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -23,16 +20,16 @@ import pandas as pd
 import torch
 from torch.utils.data import TensorDataset
 
-from promoflow.logs import setup_logging
+from promoflow.run import RunFolder, RunParams
 from training.common import barrier, cleanup_distributed, seed_everything, setup_distributed
 from training.common.checkpoint import make_run_key
+from training.common.cli import base_parser, default_models_dir, pick, run_main, run_params
 from training.common.distributed import DistContext
+from training.common.io import write_parquet
 from training.common.loop import fit
 from training.forecaster import evaluate
 from training.forecaster.data import (
     FEATURE_NAMES,
-    SCORE_FILE,
-    TRAIN_FILE,
     Standardizer,
     Vocab,
     make_batch,
@@ -44,16 +41,13 @@ from training.forecaster.model import DemandForecaster, pinball_loss, to_units
 
 log = logging.getLogger("training.forecaster")
 
-FORECASTS_FILE = "forecasts.parquet"
-METRICS_FILE = "forecaster_metrics.json"
-
 
 @dataclass
 class DataConfig:
     run_dir: Path = Path(".")
     holdout_weeks: int = 8
-    max_discount: float = 0.4
-    discount_levels: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4)
+    #: candidate discounts to forecast: the run's grid (RunParams.discount_levels)
+    discount_levels: tuple[float, ...] = RunParams().discount_levels
 
 
 @dataclass
@@ -86,11 +80,10 @@ class ForecasterConfig:
 
 
 def candidate_levels(cfg: DataConfig) -> list[float]:
-    """The discount levels to forecast, capped at the maximum discount."""
-    levels = sorted({level for level in cfg.discount_levels if level <= cfg.max_discount + 1e-9})
-    if not levels:
-        raise ValueError(f"no candidate discount is at most --max-discount {cfg.max_discount}; "
-                         "use a value of 0 or more.")
+    """The discount levels to forecast, 0 (the no-promotion baseline) included."""
+    levels = sorted(set(cfg.discount_levels) | {0.0})
+    if levels[0] < 0 or levels[-1] >= 1:
+        raise ValueError(f"candidate discounts {levels} must lie in [0, 1).")
     return levels
 
 
@@ -141,9 +134,9 @@ def train(cfg: ForecasterConfig) -> dict | None:
     ctx = setup_distributed()
     try:
         seed_everything(cfg.trainer.seed)
-        run_dir = cfg.data.run_dir
-        frame = read_frame(run_dir / TRAIN_FILE, label=True)
-        score_rows = read_frame(run_dir / SCORE_FILE, label=False)
+        folder = RunFolder(cfg.data.run_dir)
+        frame = read_frame(folder.forecaster_train, label=True)
+        score_rows = read_frame(folder.forecaster_score, label=False)
         fit_rows, holdout_rows = split_holdout(frame, cfg.data.holdout_weeks)
         standardizer = Standardizer.fit(raw_features(fit_rows))
         vocab = Vocab.fit(fit_rows, score_rows)
@@ -157,7 +150,7 @@ def train(cfg: ForecasterConfig) -> dict | None:
         optimizer = torch.optim.AdamW(
             model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay
         )
-        models_dir = cfg.trainer.models_dir or _default_models_dir()
+        models_dir = cfg.trainer.models_dir or default_models_dir()
         log.info("forecaster: %d training rows, %d holdout rows, %d products, world size %d",
                  len(fit_rows), len(holdout_rows), len(vocab.products), ctx.world_size)
         fit(
@@ -175,7 +168,8 @@ def train(cfg: ForecasterConfig) -> dict | None:
             metrics = _evaluate(model, fit_rows, holdout_rows, standardizer, vocab, cfg, ctx)
             forecasts = forecast_plan_week(model, score_rows, standardizer, vocab, levels,
                                            ctx.device)
-            _write_outputs(run_dir, forecasts, metrics)
+            write_parquet(forecasts, folder.forecasts)
+            folder.write_json(folder.metrics("forecaster"), metrics)
         barrier(ctx)
         return metrics
     finally:
@@ -205,53 +199,29 @@ def _evaluate(
     return metrics
 
 
-def _write_outputs(run_dir: Path, forecasts: pd.DataFrame, metrics: dict) -> None:
-    """Write both outputs through temporary files so readers never see half a file."""
-    tmp = run_dir / f".{FORECASTS_FILE}.tmp"
-    forecasts.to_parquet(tmp, index=False)
-    os.replace(tmp, run_dir / FORECASTS_FILE)
-    tmp = run_dir / f".{METRICS_FILE}.tmp"
-    tmp.write_text(json.dumps(metrics, indent=2) + "\n")
-    os.replace(tmp, run_dir / METRICS_FILE)
-    log.info("wrote %s (%d rows) and %s", FORECASTS_FILE, len(forecasts), METRICS_FILE)
-
-
-def _default_models_dir() -> Path:
-    from promoflow.settings import get_settings
-
-    return get_settings().models_dir
-
-
 def parse_args(argv: list[str] | None = None) -> ForecasterConfig:
+    """The configuration from the command line and the run folder's run.json."""
     defaults = ForecasterConfig()
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run-dir", type=Path, required=True,
-                        help="folder with the training sets; outputs are written there")
-    parser.add_argument("--models-dir", type=Path, default=None,
-                        help="models folder; the checkpoint goes to <dir>/forecaster/")
-    parser.add_argument("--epochs", type=int, default=defaults.trainer.epochs)
-    parser.add_argument("--seed", type=int, default=defaults.trainer.seed)
-    parser.add_argument("--max-discount", type=float, default=defaults.data.max_discount)
-    parser.add_argument("--holdout-weeks", type=int, default=defaults.data.holdout_weeks)
-    parser.add_argument("--batch-size", type=int, default=defaults.optim.batch_size)
-    parser.add_argument("--lr", type=float, default=defaults.optim.lr)
-    parser.add_argument("--hidden-dim", type=int, default=defaults.model.hidden_dim)
-    parser.add_argument("--embedding-dim", type=int, default=defaults.model.embedding_dim)
-    args = parser.parse_args(argv)
+    args = base_parser(__doc__.splitlines()[0]).parse_args(argv)
+    params = run_params(args.run_dir)
     return ForecasterConfig(
-        data=DataConfig(run_dir=args.run_dir, holdout_weeks=args.holdout_weeks,
-                        max_discount=args.max_discount),
-        model=ModelConfig(embedding_dim=args.embedding_dim, hidden_dim=args.hidden_dim),
-        optim=OptimConfig(lr=args.lr, batch_size=args.batch_size),
-        trainer=TrainerConfig(epochs=args.epochs, seed=args.seed, models_dir=args.models_dir),
+        data=DataConfig(run_dir=args.run_dir,
+                        holdout_weeks=pick(args.holdout_weeks, None, defaults.data.holdout_weeks),
+                        discount_levels=params.discount_levels),
+        model=ModelConfig(
+            embedding_dim=pick(args.embedding_dim, None, defaults.model.embedding_dim),
+            hidden_dim=pick(args.hidden_dim, None, defaults.model.hidden_dim)),
+        optim=OptimConfig(lr=pick(args.lr, None, defaults.optim.lr),
+                          batch_size=pick(args.batch_size, None, defaults.optim.batch_size)),
+        trainer=TrainerConfig(epochs=pick(args.epochs, params.epochs or None,
+                                          defaults.trainer.epochs),
+                              seed=pick(args.seed, params.seed, defaults.trainer.seed),
+                              models_dir=args.models_dir),
     )
 
 
 def main(argv: list[str] | None = None) -> None:
-    setup_logging()
-    if int(os.environ.get("RANK", "0")) != 0:
-        logging.getLogger().setLevel(logging.WARNING)
-    train(parse_args(argv))
+    run_main(parse_args, train, argv)
 
 
 if __name__ == "__main__":

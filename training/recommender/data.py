@@ -16,31 +16,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-INTERACTIONS_FILE = "recommender_interactions.parquet"
-CUSTOMERS_FILE = "recommender_customers.parquet"
-PRODUCTS_FILE = "recommender_products.parquet"
+from promoflow.run import RunFolder
+from training.common.io import read_training_set
 
 CUSTOMER_LOG_COLUMNS = ["recency_days", "frequency_orders_52w", "monetary_value_52w"]
 CUSTOMER_PLAIN_COLUMNS = ["avg_discount_depth", "promo_share"]
 PRODUCT_LOG_COLUMNS = ["list_price", "unit_cost"]
 PRODUCT_PLAIN_COLUMNS = ["margin_rate", "promo_lift"]
-
-
-def _read(path: Path, required: list[str]) -> pd.DataFrame:
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist; build the training sets before training.")
-    frame = pd.read_parquet(path)
-    renames = {}
-    for column in frame.columns:
-        base = column.split("__")[-1]
-        if base != column and base not in frame.columns and base not in renames.values():
-            renames[column] = base
-    frame = frame.rename(columns=renames)
-    missing = [c for c in required if c not in frame.columns]
-    if missing:
-        raise ValueError(f"{path.name} lacks the columns {missing}; rebuild it with the "
-                         "feature set of docs/architecture.md.")
-    return frame
 
 
 def _numeric_block(frame: pd.DataFrame, log_columns: list[str], plain: list[str]) -> np.ndarray:
@@ -83,10 +65,11 @@ class RecommenderData:
 
 def load(run_dir: Path, holdout_weeks: int) -> RecommenderData:
     """Read the three recommender files and split interactions at the holdout start."""
-    interactions = _read(run_dir / INTERACTIONS_FILE,
-                         ["customer_id", "product_id", "week_start", "units"])
-    customers = _read(run_dir / CUSTOMERS_FILE, ["customer_id"])
-    products = _read(run_dir / PRODUCTS_FILE, ["product_id"])
+    folder = RunFolder(Path(run_dir))
+    interactions = read_training_set(folder.recommender_interactions,
+                                     ["customer_id", "product_id", "week_start", "units"])
+    customers = read_training_set(folder.recommender_customers, ["customer_id"])
+    products = read_training_set(folder.recommender_products, ["product_id"])
     interactions = interactions.dropna(subset=["customer_id", "product_id"])
     interactions = interactions[pd.to_numeric(interactions["units"], errors="coerce") > 0].copy()
     interactions["week_start"] = pd.to_datetime(interactions["week_start"])

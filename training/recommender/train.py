@@ -2,9 +2,10 @@
 
     torchrun --standalone --nproc_per_node=2 -m training.recommender.train --run-dir DIR
 
-Reads recommender_interactions/customers/products.parquet from the run folder and writes
-recommendations.parquet (the top N customers of every product) and recommender_metrics.json
-(model vs popularity baseline) there. A first model is trained on the weeks before the holdout
+Reads the recommender training sets from the run folder and writes the recommendations (the
+top N customers of every product, N = the run's audience size, capped by the customers there
+are; streamed product by product to Parquet) and the metrics (model vs popularity baseline)
+there. A first model is trained on the weeks before the holdout
 and evaluated; with `refit` (the default) a second one is trained on all weeks and used for the
 recommendations. Checkpoints: <models-dir>/recommender/checkpoint.pt (the final model) and
 holdout_checkpoint.pt (the evaluated one).
@@ -13,7 +14,6 @@ holdout_checkpoint.pt (the evaluated one).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 from dataclasses import asdict, dataclass, field
@@ -21,13 +21,17 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import torch
 from torch.utils.data import TensorDataset
 
-from promoflow.logs import setup_logging
+from promoflow.run import RunFolder, RunParams
 from training.common import barrier, cleanup_distributed, seed_everything, setup_distributed
 from training.common.checkpoint import make_run_key
+from training.common.cli import base_parser, default_models_dir, pick, run_main, run_params
 from training.common.distributed import DistContext
+from training.common.io import temporary_path
 from training.common.loop import fit
 from training.recommender import evaluate
 from training.recommender.data import RecommenderData, load
@@ -35,16 +39,18 @@ from training.recommender.model import TwoTower, softmax_loss
 
 log = logging.getLogger("training.recommender")
 
-RECOMMENDATIONS_FILE = "recommendations.parquet"
-METRICS_FILE = "recommender_metrics.json"
 METRIC_K = 10
+#: scores held in memory at once while ranking customers per product
+SCORE_BLOCK = 1 << 22
+RECOMMENDATION_SCHEMA = pa.schema([("product_id", pa.int64()), ("customer_id", pa.int64()),
+                                   ("score", pa.float64()), ("rank", pa.int64())])
 
 
 @dataclass
 class DataConfig:
     run_dir: Path = Path(".")
     holdout_weeks: int = 4
-    top_n: int = 200
+    top_n: int = RunParams().audience_size  # customers kept per product: the audience size
 
 
 @dataclass
@@ -122,38 +128,54 @@ def customer_top_k(model: TwoTower, customers: list[int], k: int, device: torch.
 
 
 @torch.no_grad()
-def top_customers_per_product(
-    model: TwoTower, n_customers: int, top_n: int, device: torch.device, chunk: int = 4096
+def customer_vectors_and_normalizers(
+    model: TwoTower, n_customers: int, chunk: int = 4096
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """[n, products] best scores and customer indices, scoring customers chunk by chunk.
-
-    The score is the customer's softmax probability of the product over the catalogue.
-    """
+    """[customers, dim] vectors and [customers] log-sum-exp of the logits over the catalogue."""
     model.eval()
-    vectors, bias = model.product_vectors()
-    n_products = vectors.shape[0]
-    best_scores = torch.empty(0, n_products, device=device)
-    best_customers = torch.empty(0, n_products, dtype=torch.long, device=device)
+    products, bias = model.product_vectors()
+    device = products.device
+    vectors, normalizers = [], []
     for start in range(0, n_customers, chunk):
         ids = torch.arange(start, min(start + chunk, n_customers), device=device)
-        scores = torch.softmax(model.customer_vectors(ids) @ vectors.T + bias, dim=1)
-        scores = torch.cat([best_scores, scores])
-        candidates = torch.cat([best_customers, ids[:, None].expand(-1, n_products)])
-        top = scores.topk(min(top_n, len(scores)), dim=0)
-        best_scores, best_customers = top.values, candidates.gather(0, top.indices)
-    return best_scores, best_customers
+        block = model.customer_vectors(ids)
+        vectors.append(block)
+        normalizers.append(torch.logsumexp(block @ products.T + bias, dim=1))
+    return torch.cat(vectors), torch.cat(normalizers)
 
 
-def recommendations_frame(
-    data: RecommenderData, scores: torch.Tensor, customers: torch.Tensor
-) -> pd.DataFrame:
-    n, n_products = scores.shape
-    return pd.DataFrame({
-        "product_id": np.repeat(data.product_ids, n),
-        "customer_id": data.customer_ids[customers.T.reshape(-1).cpu().numpy()],
-        "score": scores.T.reshape(-1).cpu().numpy().astype(float),
-        "rank": np.tile(np.arange(1, n + 1, dtype=np.int64), n_products),
-    })
+@torch.no_grad()
+def write_recommendations(model: TwoTower, data: RecommenderData, top_n: int, path: Path,
+                          chunk: int = 4096) -> int:
+    """The `top_n` customers of every product by the customer's softmax probability of it.
+
+    Streamed: products are ranked a block at a time and appended to the Parquet file (written
+    through a temporary file), so memory does not grow with top_n x products. Returns rows.
+    """
+    customers, normalizers = customer_vectors_and_normalizers(model, data.n_customers, chunk)
+    products, bias = model.product_vectors()
+    n = min(top_n, data.n_customers)
+    block = max(1, SCORE_BLOCK // max(1, data.n_customers))
+    rows = 0
+    tmp = temporary_path(path)
+    with pq.ParquetWriter(tmp, RECOMMENDATION_SCHEMA) as writer:
+        for start in range(0, data.n_products, block):
+            stop = min(start + block, data.n_products)
+            logits = customers @ products[start:stop].T + bias[start:stop]
+            top = torch.exp(logits - normalizers[:, None]).topk(n, dim=0)  # [n, block]
+            width = stop - start
+            writer.write_table(pa.table({
+                "product_id": np.repeat(data.product_ids[start:stop], n).astype(np.int64),
+                "customer_id": data.customer_ids[top.indices.T.reshape(-1).cpu().numpy()]
+                .astype(np.int64),
+                "score": top.values.T.reshape(-1).cpu().numpy().astype(np.float64),
+                "rank": np.tile(np.arange(1, n + 1, dtype=np.int64), width),
+            }, schema=RECOMMENDATION_SCHEMA))
+            rows += n * width
+    os.replace(tmp, path)
+    log.info("wrote %s (%d rows: %d customers for each of %d products)", path.name, rows, n,
+             data.n_products)
+    return rows
 
 
 def _evaluate(model: TwoTower, data: RecommenderData, cfg: RecommenderConfig,
@@ -180,8 +202,9 @@ def train(cfg: RecommenderConfig) -> dict | None:
         raise ValueError("holdout_weeks and top_n must be at least 1.")
     ctx = setup_distributed()
     try:
-        data = load(cfg.data.run_dir, cfg.data.holdout_weeks)
-        models_dir = (cfg.trainer.models_dir or _default_models_dir()) / "recommender"
+        folder = RunFolder(cfg.data.run_dir)
+        data = load(folder.path, cfg.data.holdout_weeks)
+        models_dir = (cfg.trainer.models_dir or default_models_dir()) / "recommender"
         log.info("recommender: %d customers, %d products, %d training and %d holdout "
                  "interactions, world size %d", data.n_customers, data.n_products,
                  len(data.train), len(data.holdout), ctx.world_size)
@@ -194,12 +217,9 @@ def train(cfg: RecommenderConfig) -> dict | None:
         else:
             _copy_checkpoint(models_dir, ctx)
         if ctx.is_main:
-            scores, customers = top_customers_per_product(
-                model.to(ctx.device), data.n_customers, cfg.data.top_n, ctx.device,
-                cfg.trainer.score_chunk,
-            )
-            _write_outputs(cfg.data.run_dir, recommendations_frame(data, scores, customers),
-                           metrics)
+            write_recommendations(model.to(ctx.device), data, cfg.data.top_n,
+                                  folder.recommendations, cfg.trainer.score_chunk)
+            folder.write_json(folder.metrics("recommender"), metrics)
         barrier(ctx)
         return metrics
     finally:
@@ -215,56 +235,35 @@ def _copy_checkpoint(models_dir: Path, ctx: DistContext) -> None:
     barrier(ctx)
 
 
-def _write_outputs(run_dir: Path, recommendations: pd.DataFrame, metrics: dict) -> None:
-    tmp = run_dir / f".{RECOMMENDATIONS_FILE}.tmp"
-    recommendations.to_parquet(tmp, index=False)
-    os.replace(tmp, run_dir / RECOMMENDATIONS_FILE)
-    tmp = run_dir / f".{METRICS_FILE}.tmp"
-    tmp.write_text(json.dumps(metrics, indent=2) + "\n")
-    os.replace(tmp, run_dir / METRICS_FILE)
-    log.info("wrote %s (%d rows) and %s", RECOMMENDATIONS_FILE, len(recommendations),
-             METRICS_FILE)
-
-
-def _default_models_dir() -> Path:
-    from promoflow.settings import get_settings
-
-    return get_settings().models_dir
-
-
 def parse_args(argv: list[str] | None = None) -> RecommenderConfig:
+    """The configuration from the command line and the run folder's run.json."""
     defaults = RecommenderConfig()
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run-dir", type=Path, required=True,
-                        help="folder with the training sets; outputs are written there")
-    parser.add_argument("--models-dir", type=Path, default=None,
-                        help="models folder; checkpoints go to <dir>/recommender/")
-    parser.add_argument("--epochs", type=int, default=defaults.trainer.epochs)
-    parser.add_argument("--seed", type=int, default=defaults.trainer.seed)
-    parser.add_argument("--top-n", type=int, default=defaults.data.top_n)
-    parser.add_argument("--holdout-weeks", type=int, default=defaults.data.holdout_weeks)
-    parser.add_argument("--batch-size", type=int, default=defaults.optim.batch_size)
-    parser.add_argument("--lr", type=float, default=defaults.optim.lr)
-    parser.add_argument("--embedding-dim", type=int, default=defaults.model.embedding_dim)
-    parser.add_argument("--hidden-dim", type=int, default=defaults.model.hidden_dim)
+    parser = base_parser(__doc__.splitlines()[0])
+    parser.add_argument("--top-n", type=int, default=None,
+                        help="customers kept per product (default: the run's audience size)")
     parser.add_argument("--refit", action=argparse.BooleanOptionalAction,
                         default=defaults.trainer.refit,
                         help="retrain on all weeks before recommending (default: on)")
     args = parser.parse_args(argv)
+    params = run_params(args.run_dir)
     return RecommenderConfig(
-        data=DataConfig(run_dir=args.run_dir, holdout_weeks=args.holdout_weeks, top_n=args.top_n),
-        model=ModelConfig(embedding_dim=args.embedding_dim, hidden_dim=args.hidden_dim),
-        optim=OptimConfig(lr=args.lr, batch_size=args.batch_size),
-        trainer=TrainerConfig(epochs=args.epochs, seed=args.seed, refit=args.refit,
-                              models_dir=args.models_dir),
+        data=DataConfig(run_dir=args.run_dir,
+                        holdout_weeks=pick(args.holdout_weeks, None, defaults.data.holdout_weeks),
+                        top_n=pick(args.top_n, params.audience_size, defaults.data.top_n)),
+        model=ModelConfig(
+            embedding_dim=pick(args.embedding_dim, None, defaults.model.embedding_dim),
+            hidden_dim=pick(args.hidden_dim, None, defaults.model.hidden_dim)),
+        optim=OptimConfig(lr=pick(args.lr, None, defaults.optim.lr),
+                          batch_size=pick(args.batch_size, None, defaults.optim.batch_size)),
+        trainer=TrainerConfig(epochs=pick(args.epochs, params.epochs or None,
+                                          defaults.trainer.epochs),
+                              seed=pick(args.seed, params.seed, defaults.trainer.seed),
+                              refit=args.refit, models_dir=args.models_dir),
     )
 
 
 def main(argv: list[str] | None = None) -> None:
-    setup_logging()
-    if int(os.environ.get("RANK", "0")) != 0:
-        logging.getLogger().setLevel(logging.WARNING)
-    train(parse_args(argv))
+    run_main(parse_args, train, argv)
 
 
 if __name__ == "__main__":

@@ -20,8 +20,7 @@ localized as (
         orders.store_id,
         orders.channel,
         orders.ordered_at,
-        (orders.ordered_at at time zone 'UTC') at time zone coalesce(stores.timezone, 'UTC')
-            as ordered_at_local
+        {{ local_time('orders.ordered_at', 'stores.timezone') }} as ordered_at_local
     from orders
     left join stores on orders.store_id = stores.store_id
 
@@ -32,7 +31,7 @@ final as (
     select
         *,
         ordered_at_local::date as order_date,
-        date_trunc('week', ordered_at_local)::date as week_start
+        {{ week_start('ordered_at_local') }} as week_start
     from localized
 
 )

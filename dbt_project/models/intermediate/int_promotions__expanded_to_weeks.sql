@@ -14,8 +14,8 @@ promotion_weeks as (
         series.week_start::date as week_start
     from promotions
     cross join lateral generate_series(
-        date_trunc('week', promotions.start_date),
-        date_trunc('week', promotions.end_date),
+        {{ week_start('promotions.start_date') }},
+        {{ week_start('promotions.end_date') }},
         interval '7 days'
     ) as series (week_start)
 

@@ -1,4 +1,4 @@
-{#- Every Monday from the first week of orders to the plan week + 1 (plan week = last data week + 7 days). -#}
+{#- Every Monday from the first week of orders to the week after the plan week (macros/weeks.sql). -#}
 with orders as (
 
     select * from {{ ref('int_orders__localized') }}
@@ -22,7 +22,7 @@ spine as (
     from data_bounds
     cross join lateral generate_series(
         data_bounds.first_week_start,
-        data_bounds.last_week_start + 14,
+        {{ plan_week_after(plan_week_after('data_bounds.last_week_start')) }},
         interval '7 days'
     ) as series (week_start)
 
@@ -33,7 +33,7 @@ final as (
     select
         week_start,
         week_start <= last_week_start as is_data_week,
-        week_start = last_week_start + 7 as is_plan_week
+        week_start = {{ plan_week_after('last_week_start') }} as is_plan_week
     from spine
 
 )

@@ -13,10 +13,10 @@ holidays as (
 holiday_weeks as (
 
     select
-        date_trunc('week', holiday_date)::date as week_start,
+        {{ week_start('holiday_date') }} as week_start,
         string_agg(holiday_name, ', ' order by holiday_date) as holiday_name
     from holidays
-    group by date_trunc('week', holiday_date)::date
+    group by {{ week_start('holiday_date') }}
 
 ),
 

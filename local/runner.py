@@ -1,8 +1,8 @@
 """Run the platform on one machine: generate data, run the weekly DAG in-process, serve the UI.
 
-    python -m promoflow.local_run generate --preset demo
-    python -m promoflow.local_run weekly --dataset demo [--budget 5000 ...]
-    python -m promoflow.local_run airflow
+    python -m local.runner generate --preset demo
+    python -m local.runner weekly --dataset demo [--budget 5000 ...]   (options: --help)
+    python -m local.runner airflow
 
 Airflow keeps its metadata in a database of the embedded PostgreSQL and its home in the work
 folder; the warehouse connection reaches the DAG as AIRFLOW_CONN_PROMO_WAREHOUSE.
@@ -20,12 +20,19 @@ import time
 from pathlib import Path
 from urllib.parse import quote
 
+from local.roles import Role, bi_role, ensure_roles
 from promoflow.logs import setup_logging
-from promoflow.roles import Role, bi_role, ensure_roles
-from promoflow.runs import RunConfigError, validate_params
+from promoflow.run import (
+    RunConfigError,
+    RunFolder,
+    RunParams,
+    add_cli_arguments,
+    params_from_cli,
+    validate_params,
+)
 from promoflow.settings import PROJECT_ROOT, Settings, get_settings
 
-log = logging.getLogger("promoflow.local_run")
+log = logging.getLogger("local.runner")
 
 DAG_ID = "promo_weekly"
 VENV_BIN = Path(sys.executable).parent
@@ -114,17 +121,18 @@ def prepare_airflow(settings: Settings) -> dict[str, str]:
     return env
 
 
-def run_weekly(conf: dict, settings: Settings | None = None) -> dict:
+def run_weekly(params: RunParams | dict, settings: Settings | None = None) -> dict:
     """Run the DAG once in-process (`airflow dags test`) and return the published plan."""
     s = settings or get_settings()
-    try:
-        validate_params(conf, s)  # refuse bad values in one line, before Airflow starts
+    try:  # refuse bad values in one line, before Airflow starts
+        checked = validate_params(params.to_dict() if isinstance(params, RunParams) else params, s)
     except RunConfigError as error:
         raise SystemExit(f"error: {error}") from None
     env = prepare_airflow(s)
-    cmd = [str(VENV_BIN / "airflow"), "dags", "test", DAG_ID, "--conf", json.dumps(conf)]
-    _timed(f"DAG {DAG_ID}", cmd, env)
-    return published_summary(s, conf.get("plan_week") or None)
+    conf = json.dumps(checked.to_dict())
+    _timed(f"DAG {DAG_ID}", [str(VENV_BIN / "airflow"), "dags", "test", DAG_ID, "--conf", conf], env)
+    week = checked.plan_week
+    return published_summary(s, week.isoformat() if week else None)
 
 
 def published_summary(settings: Settings, plan_week: str | None = None) -> dict:
@@ -136,6 +144,7 @@ def published_summary(settings: Settings, plan_week: str | None = None) -> dict:
         where = "plan_week = %s" if plan_week else "true"
         cur.execute(f"select run_id, plan_week, budget, products_promoted, promotion_cost, "
                     f"expected_incremental_revenue, expected_incremental_profit, published_at, "
+                    f"solver_status, mip_gap, "
                     f"plan_week = (select max(plan_week) from published.plans) "
                     f"from published.plans where {where} order by published_at desc limit 1",
                     (plan_week,) if plan_week else None)
@@ -144,7 +153,7 @@ def published_summary(settings: Settings, plan_week: str | None = None) -> dict:
             raise SystemExit("error: the run finished but no plan is published; see the task logs above.")
         keys = ["run_id", "plan_week", "budget", "products_promoted", "promotion_cost",
                 "expected_incremental_revenue", "expected_incremental_profit", "published_at",
-                "current"]
+                "solver_status", "mip_gap", "current"]
         plan = dict(zip(keys, row))
         cur.execute("select l.product_id, l.product_name, l.category, l.discount_depth, "
                     "l.expected_incremental_profit from published.plan_lines l "
@@ -165,7 +174,7 @@ def model_lines(run_dir: Path) -> list[str]:
         ("recommender", "train_interactions", "customer-product-weeks", "recall_at_10",
          "popularity"),
     ):
-        path = run_dir / f"{model}_metrics.json"
+        path = RunFolder(run_dir).metrics(model)
         if not path.exists():
             continue
         metrics = json.loads(path.read_text())
@@ -185,6 +194,8 @@ def print_summary(plan: dict, settings: Settings) -> None:
         f" ({100 * plan['promotion_cost'] / plan['budget'] if plan['budget'] else 0:.0f}%)"),
         f"  expected incremental revenue:  {plan['expected_incremental_revenue']:,.2f}",
         f"  expected incremental profit:   {plan['expected_incremental_profit']:,.2f}",
+        (f"  discount program (HiGHS):      {plan['solver_status']}, gap "
+         f"{100 * (plan['mip_gap'] or 0):.2f}%"),
         (f"  customers targeted:            {plan['targets'].get('treatment', 0)} treatment, "
         f"{plan['targets'].get('holdout', 0)} holdout"),
         "  top lines (product, category, discount, expected incremental profit):",
@@ -227,36 +238,30 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument("--preset", default="demo")
     gen.add_argument("--seed", type=int, default=42)
     weekly = sub.add_parser("weekly", help="run the weekly DAG in-process and print the plan")
-    weekly.add_argument("--dataset", default="demo")
-    weekly.add_argument("--plan-week", default="")
-    weekly.add_argument("--budget", type=float, default=5000.0)
-    weekly.add_argument("--max-discount", type=float, default=0.3)
-    weekly.add_argument("--margin-floor", type=float, default=0.05)
-    weekly.add_argument("--max-promos-per-category", type=int, default=5)
-    weekly.add_argument("--audience-size", type=int, default=200)
-    weekly.add_argument("--holdout-fraction", type=float, default=0.1)
-    weekly.add_argument("--epochs", type=int, default=0)
-    weekly.add_argument("--seed", type=int, default=42)
+    add_cli_arguments(weekly)
     sub.add_parser("airflow", help="start the Airflow UI (standalone)")
     args = parser.parse_args(argv)
     settings = get_settings()
     if args.command == "generate" and args.preset == "completejourney":
-        from ingest.completejourney import import_completejourney
+        from sources.completejourney import import_completejourney
 
         start = time.time()
         import_completejourney(settings.landing_dir / "completejourney", seed=args.seed)
         log.info("Imported The Complete Journey in %.1f s (report: %s)", time.time() - start,
                  settings.landing_dir / "completejourney" / "import_report.json")
     elif args.command == "generate":
-        from synthetic.generate import generate
+        from sources.synthetic.generate import generate
 
         start = time.time()
         counts = generate(preset=args.preset, out_dir=settings.landing_dir / args.preset,
                           truth_dir=settings.ground_truth_dir / args.preset, seed=args.seed)
         log.info("Generated %s market in %.1f s: %s", args.preset, time.time() - start, counts)
     elif args.command == "weekly":
-        conf = {key: value for key, value in vars(args).items() if key != "command"}
-        print_summary(run_weekly(conf, settings), settings)
+        try:
+            params = params_from_cli(args)
+        except RunConfigError as error:
+            raise SystemExit(f"error: {error}") from None
+        print_summary(run_weekly(params, settings), settings)
     else:
         serve_airflow(settings)
     return 0

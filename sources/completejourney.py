@@ -1,6 +1,6 @@
 """The Complete Journey 2.0 (84.51°, CC0) as landing files in the raw contract.
 
-    python -m ingest.completejourney --out DIR [--source datasets/completejourney]
+    python -m sources.completejourney --out DIR [--source datasets/completejourney]
         [--households N] [--seed S] [--unit-cost-rate R] [--stock-weeks W]
 
 Households become customers, baskets orders, transaction lines order lines, products products;

@@ -1,6 +1,6 @@
 """The ground-truth oracle: true expected demand of the synthetic market.
 
-Reads the truth files written by `synthetic.generate` (never read by the pipeline itself) and
+Reads the truth files written by `sources.synthetic.generate` (never read by the pipeline itself) and
 evaluates the same demand formula the generator sampled from, so plans and forecasts can be
 scored against what the market would really have done.
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from synthetic import market
+from sources.synthetic import market
 
 
 @lru_cache(maxsize=8)
@@ -31,7 +31,7 @@ def load_truth(truth_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFram
     path = Path(truth_dir) / "products_truth.csv"
     if not path.exists():
         raise FileNotFoundError(
-            f"No ground truth at {truth_dir}; generate it with python -m synthetic.generate."
+            f"No ground truth at {truth_dir}; generate it with python -m sources.synthetic.generate."
         )
     return _load(str(Path(truth_dir).resolve()), path.stat().st_mtime)
 

@@ -13,8 +13,8 @@ import pandas as pd
 import psycopg2
 import pytest
 
-from ingest.completejourney import DEFAULT_SOURCE, import_completejourney
 from ingest.load import run_ingest
+from sources.completejourney import DEFAULT_SOURCE, import_completejourney
 
 TABLES = ("customers", "products", "holidays", "stores", "orders", "order_lines", "promotions",
           "inventory")
@@ -126,7 +126,7 @@ def test_subset_is_deterministic_and_loads(subset, tmp_path, settings):
 
 def test_missing_source_is_refused(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "ingest.completejourney", "--out", str(tmp_path / "out"),
+        [sys.executable, "-m", "sources.completejourney", "--out", str(tmp_path / "out"),
          "--source", str(tmp_path / "nowhere")],
         capture_output=True, text=True, check=False)
     assert proc.returncode == 2
@@ -150,7 +150,7 @@ def test_orders_carry_their_store_on_the_stores_calendar(full):
 
 def test_unknown_time_zone_is_refused(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "ingest.completejourney", "--out", str(tmp_path / "out"),
+        [sys.executable, "-m", "sources.completejourney", "--out", str(tmp_path / "out"),
          "--timezone", "Eastern"], capture_output=True, text=True, check=False)
     assert proc.returncode == 2
     assert proc.stderr.strip() == ("error: --timezone 'Eastern' is not an IANA time zone name "

@@ -1,8 +1,8 @@
 """The embedded PostgreSQL server: a data folder inside the project's work folder.
 
-    python -m promoflow.localpg start   # init on first use, start, create the database
-    python -m promoflow.localpg stop
-    python -m promoflow.localpg status
+    python -m local.pg start   # init on first use, start, create the database
+    python -m local.pg stop
+    python -m local.pg status
 
 Safe to run repeatedly: an initialized folder is reused and a running server is left running.
 """
@@ -24,7 +24,7 @@ from pathlib import Path
 from promoflow.logs import setup_logging
 from promoflow.settings import get_settings
 
-log = logging.getLogger("promoflow.localpg")
+log = logging.getLogger("local.pg")
 
 PG_BIN_CANDIDATES = [Path(os.environ.get("PROMO_PG_BIN", "")), Path("/usr/lib/postgresql/15/bin")]
 

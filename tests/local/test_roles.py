@@ -7,7 +7,7 @@ import psycopg2
 import pytest
 from psycopg2 import errors
 
-from promoflow.roles import as_role, bi_role, ensure_roles, writer_role
+from local.roles import as_role, bi_role, ensure_roles, writer_role
 from promoflow.settings import PROJECT_ROOT
 from promoflow.warehouse import connect
 from publish.publish import publish_plan

@@ -91,7 +91,7 @@ def ensure_roles(settings: Settings | None = None) -> tuple[Role, Role]:
         if not cur.fetchone()[0]:
             raise PermissionError(f"ensure_roles needs a superuser connection; PROMO_PG_USER "
                                   f"{s.pg_user} is not one.")
-        cur.execute("select pg_advisory_xact_lock(hashtext('promoflow.roles'))")
+        cur.execute("select pg_advisory_xact_lock(hashtext('local.roles'))")
         _ensure_login(cur, writer)
         _ensure_login(cur, bi)
         db, admin = sql.Identifier(s.pg_db), sql.Identifier(s.pg_user)

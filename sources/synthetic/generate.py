@@ -1,6 +1,6 @@
 """Seeded synthetic e-commerce market: landing files in the raw contract plus ground truth.
 
-    python -m synthetic.generate --preset tiny|demo --out DIR --truth DIR --seed N
+    python -m sources.synthetic.generate --preset tiny|demo --out DIR --truth DIR --seed N
 
 The market (see synthetic/market.py for the demand formula): products in categories with
 list prices and costs, per-product base demand, per-category seasonality, holiday lifts and
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from synthetic.market import (
+from sources.synthetic.market import (
     CATEGORY_NAMES,
     HISTORY_END,
     HOLIDAY_BASE_LIFT,
@@ -35,7 +35,7 @@ from synthetic.market import (
     iso_week,
 )
 
-log = logging.getLogger("synthetic.generate")
+log = logging.getLogger("sources.synthetic.generate")
 
 PROMO_DEPTHS = np.array([0.10, 0.15, 0.20, 0.25, 0.30, 0.35, 0.40])
 PROMO_TYPES = np.array(["price_cut", "display", "mailer"])

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 from ingest.contract import TABLES_BY_NAME
-from synthetic import truth
-from synthetic.generate import TABLE_COLUMNS, GenerateError, generate, main
-from synthetic.market import holiday_names_by_week
+from sources.synthetic import truth
+from sources.synthetic.generate import TABLE_COLUMNS, GenerateError, generate, main
+from sources.synthetic.market import holiday_names_by_week
 
 
 @pytest.fixture(scope="module")
