@@ -2,7 +2,8 @@
 
 - A week starts on Monday; `week_start` is that Monday's date.
 - An order belongs to the week of its local date: its UTC timestamp converted to its store's
-  time zone (UTC when it has no store). dbt: macro `week_start` (dbt_project/macros/weeks.sql).
+  time zone (UTC when it has no store). dbt: macros `local_time`, `local_week_start` and
+  `week_start` (dbt_project/macros/weeks.sql).
 - The plan week is the week after the last week of data, unless a run names it.
   dbt: macro `plan_week_after`.
 - Feature rows of a week are stamped at midnight UTC of its Monday (`week_timestamp`).

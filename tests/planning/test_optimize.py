@@ -116,6 +116,6 @@ def test_solver_reports_its_status_and_gap():
     products, forecasts = _market(n_products=30, seed=5)
     solution = plan_discounts(forecasts, products, RunParams(plan_week=WEEK, budget=400.0))
     assert solution.status == "Optimal"
-    assert 0 <= solution.mip_gap <= 1e-4
+    assert 0 <= solution.mip_gap < 1e-3
     promoted = solution.chosen[solution.chosen["discount_depth"] > 0]
     assert solution.objective == pytest.approx(promoted["incremental_profit"].sum(), abs=1e-6)

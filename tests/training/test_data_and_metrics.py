@@ -9,45 +9,39 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from promoflow.run import RunFolder
+from training.forecaster import data as forecast_data
 from training.forecaster import evaluate as forecast_eval
-from training.forecaster.data import (
-    FEATURE_NAMES,
-    Standardizer,
-    Vocab,
-    make_batch,
-    raw_features,
-    read_frame,
-    split_holdout,
-)
 from training.recommender import data as rec_data
 from training.recommender import evaluate as rec_eval
 
 
 def test_forecaster_inputs_have_no_gaps_and_holdout_is_the_last_weeks(fake_market) -> None:
-    frame = read_frame(fake_market.run_dir / "forecaster_train.parquet", label=True)
+    frame = forecast_data.read_frame(RunFolder(fake_market.run_dir).forecaster_train, label=True)
     assert frame["units_lag_52"].isna().any()  # the fake market has gaps to fill
-    fit_rows, holdout = split_holdout(frame, 8)
+    fit_rows, holdout = forecast_data.split_holdout(frame, 8)
     assert holdout["week_start"].nunique() == 8
     assert fit_rows["week_start"].max() < holdout["week_start"].min()
-    standardizer = Standardizer.fit(raw_features(fit_rows))
-    batch = make_batch(holdout, standardizer, Vocab.fit(fit_rows, frame))
-    assert batch.features.shape == (len(holdout), len(FEATURE_NAMES))
+    standardizer = forecast_data.Standardizer.fit(forecast_data.raw_features(fit_rows))
+    vocab = forecast_data.Vocab.fit(fit_rows, frame)
+    batch = forecast_data.make_batch(holdout, standardizer, vocab)
+    assert batch.features.shape == (len(holdout), len(forecast_data.FEATURE_NAMES))
     assert np.isfinite(batch.features.numpy()).all()
     assert (batch.promoted.numpy() == (holdout["discount_depth"] >= 0.01).to_numpy()).all()
     with pytest.raises(ValueError, match="holdout weeks"):
-        split_holdout(frame, 200)
+        forecast_data.split_holdout(frame, 200)
 
 
 def test_forecaster_reads_feast_prefixed_columns(fake_market, tmp_path: Path) -> None:
-    frame = pd.read_parquet(fake_market.run_dir / "forecaster_train.parquet")
+    frame = pd.read_parquet(RunFolder(fake_market.run_dir).forecaster_train)
     prefixed = frame.rename(columns={"discount_depth": "product_week_features__discount_depth",
                                      "promo_lift": "product_features__promo_lift"})
     prefixed.to_parquet(tmp_path / "f.parquet")
-    read = read_frame(tmp_path / "f.parquet", label=True)
+    read = forecast_data.read_frame(tmp_path / "f.parquet", label=True)
     assert {"discount_depth", "promo_lift"} <= set(read.columns)
     frame.drop(columns=["units_lag_1"]).to_parquet(tmp_path / "g.parquet")
     with pytest.raises(ValueError, match="units_lag_1"):
-        read_frame(tmp_path / "g.parquet", label=True)
+        forecast_data.read_frame(tmp_path / "g.parquet", label=True)
 
 
 def test_forecast_metrics_arithmetic() -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from promoflow.run import RunFolder
 from training.forecaster.train import DataConfig, ForecasterConfig, TrainerConfig, train
 from training.recommender import train as recommender
 
@@ -24,7 +25,7 @@ def test_forecaster_single_process_is_deterministic(fake_market, tmp_path: Path)
             data=DataConfig(run_dir=run_dir),
             trainer=TrainerConfig(epochs=3, seed=5, models_dir=tmp_path / f"models_{name}"),
         ))
-        results.append((metrics, pd.read_parquet(run_dir / "forecasts.parquet")))
+        results.append((metrics, pd.read_parquet(RunFolder(run_dir).forecasts)))
     assert results[0][0] == results[1][0]
     pd.testing.assert_frame_equal(results[0][1], results[1][1])
 
@@ -39,6 +40,6 @@ def test_recommender_single_process_is_deterministic(fake_market, tmp_path: Path
             trainer=recommender.TrainerConfig(epochs=1, seed=5, refit=False,
                                               models_dir=tmp_path / f"models_{name}"),
         ))
-        frames.append(pd.read_parquet(run_dir / "recommendations.parquet"))
+        frames.append(pd.read_parquet(RunFolder(run_dir).recommendations))
         assert (tmp_path / f"models_{name}" / "recommender" / "checkpoint.pt").exists()
     pd.testing.assert_frame_equal(frames[0], frames[1])

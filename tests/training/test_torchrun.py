@@ -29,12 +29,13 @@ def run_dir(fake_market, tmp_path: Path) -> Path:
 
 def test_forecaster_under_torchrun(fake_market, run_dir: Path, settings, tmp_path: Path) -> None:
     models = tmp_path / "models"
+    folder = RunFolder(run_dir)
     run = Run("torchrun-test", RunParams(max_discount=0.3, epochs=25))
-    RunFolder(run_dir).write_json(RunFolder(run_dir).run_file, run.to_dict())
+    folder.write_json(folder.run_file, run.to_dict())
     run_torchrun("training.forecaster.train", ["--run-dir", run_dir, "--models-dir", models],
                  nproc=2, settings=settings)
 
-    forecasts = pd.read_parquet(run_dir / "forecasts.parquet")
+    forecasts = pd.read_parquet(folder.forecasts)
     assert list(forecasts.columns) == FORECAST_COLUMNS
     assert sorted(forecasts["discount_depth"].unique()) == [0.0, 0.1, 0.2, 0.3]
     assert forecasts.groupby("product_id").size().eq(4).all()
@@ -51,7 +52,7 @@ def test_forecaster_under_torchrun(fake_market, run_dir: Path, settings, tmp_pat
     lift = (wide[0.3] / wide[0.0]).groupby((wide.index - 1) % 4).mean()
     assert lift[3] > lift[0] > 1.0
 
-    metrics = json.loads((run_dir / "forecaster_metrics.json").read_text())
+    metrics = json.loads(folder.metrics("forecaster").read_text())
     assert metrics["holdout_weeks"] == 8 and metrics["train_rows"] == 24 * 72
     for side in ("model", "baseline"):
         assert set(metrics[side]) == {"wape", "mase", "quantile_loss"}
@@ -66,11 +67,12 @@ def test_forecaster_under_torchrun(fake_market, run_dir: Path, settings, tmp_pat
 
 def test_recommender_under_torchrun(fake_market, run_dir: Path, settings, tmp_path: Path) -> None:
     models = tmp_path / "models"
+    folder = RunFolder(run_dir)  # no run.json: the run's parameters are RunParams() defaults
     run_torchrun("training.recommender.train",
                  ["--run-dir", run_dir, "--models-dir", models, "--epochs", "6",
                   "--top-n", "50", "--embedding-dim", "16"], nproc=2, settings=settings)
 
-    recs = pd.read_parquet(run_dir / "recommendations.parquet")
+    recs = pd.read_parquet(folder.recommendations)
     assert list(recs.columns) == RECOMMENDATION_COLUMNS
     assert recs["product_id"].nunique() == 24
     for _, group in recs.groupby("product_id"):
@@ -80,12 +82,12 @@ def test_recommender_under_torchrun(fake_market, run_dir: Path, settings, tmp_pa
     assert set(recs["customer_id"]) <= set(fake_market.customer_favourite)
 
     # customers are recommended the products of their favourite category
-    products = pd.read_parquet(run_dir / "recommender_products.parquet")
+    products = pd.read_parquet(folder.recommender_products)
     category = recs["product_id"].map(products.set_index("product_id")["category"])
     favourite = recs["customer_id"].map(fake_market.customer_favourite)
     assert (category == favourite).mean() > 0.8
 
-    metrics = json.loads((run_dir / "recommender_metrics.json").read_text())
+    metrics = json.loads(folder.metrics("recommender").read_text())
     assert metrics["holdout_weeks"] == 4 and metrics["train_interactions"] > 0
     for side in ("model", "baseline"):
         assert set(metrics[side]) == {"recall_at_10", "ndcg_at_10"}

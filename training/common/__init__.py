@@ -1,4 +1,5 @@
-"""Shared training helpers: distributed set-up, seeding and checkpoints."""
+"""Shared training helpers: distributed set-up, seeding, checkpoints, the training loop, the
+command line (`cli`) and reading training sets / writing outputs (`io`)."""
 
 from training.common.checkpoint import load_checkpoint, save_checkpoint
 from training.common.distributed import (

@@ -13,10 +13,14 @@ import argparse
 import logging
 import os
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
+from typing import TypeVar
 
 from promoflow.logs import setup_logging
 from promoflow.run import RunFolder, RunParams
+
+Config = TypeVar("Config")
 
 
 def base_parser(description: str) -> argparse.ArgumentParser:
@@ -41,11 +45,34 @@ def run_params(run_dir: Path) -> RunParams:
     return folder.read_run().params if folder.run_file.exists() else RunParams()
 
 
-def pick(option, run_value, default):
-    """The command-line value if given, else the run's (when set), else the model's default."""
-    if option is not None:
-        return option
-    return run_value if run_value is not None else default
+def configure(defaults: Config, args: argparse.Namespace, params: RunParams,
+              **extra: dict[str, object]) -> Config:
+    """A model's configuration: its `defaults` (sections data, model, optim and trainer), then
+    the run's parameters, then the options given on the command line.
+
+    `extra` sets model-specific fields per section, e.g. `data={"top_n": ...}`; a value of
+    None there or on the command line keeps what comes before it.
+    """
+    given: dict[str, dict[str, object]] = {
+        "data": {"run_dir": args.run_dir, "holdout_weeks": args.holdout_weeks},
+        "model": {"embedding_dim": args.embedding_dim, "hidden_dim": args.hidden_dim},
+        "optim": {"lr": args.lr, "batch_size": args.batch_size},
+        "trainer": {"epochs": _first(args.epochs, params.epochs or None),
+                    "seed": _first(args.seed, params.seed), "models_dir": args.models_dir},
+    }
+    for section, values in extra.items():
+        given[section].update(values)
+    sections = {
+        section: replace(getattr(defaults, section),
+                         **{name: value for name, value in values.items() if value is not None})
+        for section, values in given.items()
+    }
+    return replace(defaults, **sections)
+
+
+def _first(*values: object) -> object:
+    """The first value that is not None (None when all are)."""
+    return next((value for value in values if value is not None), None)
 
 
 def default_models_dir() -> Path:

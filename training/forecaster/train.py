@@ -23,7 +23,7 @@ from torch.utils.data import TensorDataset
 from promoflow.run import RunFolder, RunParams
 from training.common import barrier, cleanup_distributed, seed_everything, setup_distributed
 from training.common.checkpoint import make_run_key
-from training.common.cli import base_parser, default_models_dir, pick, run_main, run_params
+from training.common.cli import base_parser, configure, default_models_dir, run_main, run_params
 from training.common.distributed import DistContext
 from training.common.io import write_parquet
 from training.common.loop import fit
@@ -201,23 +201,10 @@ def _evaluate(
 
 def parse_args(argv: list[str] | None = None) -> ForecasterConfig:
     """The configuration from the command line and the run folder's run.json."""
-    defaults = ForecasterConfig()
     args = base_parser(__doc__.splitlines()[0]).parse_args(argv)
     params = run_params(args.run_dir)
-    return ForecasterConfig(
-        data=DataConfig(run_dir=args.run_dir,
-                        holdout_weeks=pick(args.holdout_weeks, None, defaults.data.holdout_weeks),
-                        discount_levels=params.discount_levels),
-        model=ModelConfig(
-            embedding_dim=pick(args.embedding_dim, None, defaults.model.embedding_dim),
-            hidden_dim=pick(args.hidden_dim, None, defaults.model.hidden_dim)),
-        optim=OptimConfig(lr=pick(args.lr, None, defaults.optim.lr),
-                          batch_size=pick(args.batch_size, None, defaults.optim.batch_size)),
-        trainer=TrainerConfig(epochs=pick(args.epochs, params.epochs or None,
-                                          defaults.trainer.epochs),
-                              seed=pick(args.seed, params.seed, defaults.trainer.seed),
-                              models_dir=args.models_dir),
-    )
+    return configure(ForecasterConfig(), args, params,
+                     data={"discount_levels": params.discount_levels})
 
 
 def main(argv: list[str] | None = None) -> None:

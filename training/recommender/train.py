@@ -29,7 +29,7 @@ from torch.utils.data import TensorDataset
 from promoflow.run import RunFolder, RunParams
 from training.common import barrier, cleanup_distributed, seed_everything, setup_distributed
 from training.common.checkpoint import make_run_key
-from training.common.cli import base_parser, default_models_dir, pick, run_main, run_params
+from training.common.cli import base_parser, configure, default_models_dir, run_main, run_params
 from training.common.distributed import DistContext
 from training.common.io import temporary_path
 from training.common.loop import fit
@@ -144,13 +144,32 @@ def customer_vectors_and_normalizers(
     return torch.cat(vectors), torch.cat(normalizers)
 
 
+def top_rows(scores: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The `n` best scores of every column of `scores` [rows, columns] and their rows, both
+    [columns, n], best first; equal scores rank the lower row first (so do ties at the cut)."""
+    if not torch.isfinite(scores).all():
+        raise RuntimeError("recommender scores are not finite; the model diverged.")
+    cut = scores.topk(n, dim=0).values[-1]  # the n-th best score of each column
+    keep = scores >= cut
+    if (keep.sum(dim=0) > n).any():  # ties at the cut: keep the lowest rows among them
+        tied = scores == cut
+        room = n - (scores > cut).sum(dim=0)
+        keep = (scores > cut) | (tied & (tied.cumsum(dim=0) <= room))
+    rows = keep.T.nonzero(as_tuple=True)[1].view(-1, n)  # per column, rows ascending
+    values = scores.T.gather(1, rows)
+    order = values.argsort(dim=1, descending=True, stable=True)
+    return values.gather(1, order), rows.gather(1, order)
+
+
 @torch.no_grad()
 def write_recommendations(model: TwoTower, data: RecommenderData, top_n: int, path: Path,
                           chunk: int = 4096) -> int:
     """The `top_n` customers of every product by the customer's softmax probability of it.
 
-    Streamed: products are ranked a block at a time and appended to the Parquet file (written
-    through a temporary file), so memory does not grow with top_n x products. Returns rows.
+    Streamed: each customer's log-sum-exp over the catalogue is computed first, then products
+    are ranked a block at a time (at most SCORE_BLOCK scores held) and appended to the Parquet
+    file (written through a temporary file), so memory does not grow with top_n x products.
+    Rows are grouped per product in product order, rank 1 first. Returns the rows written.
     """
     customers, normalizers = customer_vectors_and_normalizers(model, data.n_customers, chunk)
     products, bias = model.product_vectors()
@@ -162,16 +181,14 @@ def write_recommendations(model: TwoTower, data: RecommenderData, top_n: int, pa
         for start in range(0, data.n_products, block):
             stop = min(start + block, data.n_products)
             logits = customers @ products[start:stop].T + bias[start:stop]
-            top = torch.exp(logits - normalizers[:, None]).topk(n, dim=0)  # [n, block]
-            width = stop - start
+            scores, best = top_rows(torch.exp(logits - normalizers[:, None]), n)  # [block, n]
             writer.write_table(pa.table({
                 "product_id": np.repeat(data.product_ids[start:stop], n).astype(np.int64),
-                "customer_id": data.customer_ids[top.indices.T.reshape(-1).cpu().numpy()]
-                .astype(np.int64),
-                "score": top.values.T.reshape(-1).cpu().numpy().astype(np.float64),
-                "rank": np.tile(np.arange(1, n + 1, dtype=np.int64), width),
+                "customer_id": data.customer_ids[best.reshape(-1).cpu().numpy()].astype(np.int64),
+                "score": scores.reshape(-1).cpu().numpy().astype(np.float64),
+                "rank": np.tile(np.arange(1, n + 1, dtype=np.int64), stop - start),
             }, schema=RECOMMENDATION_SCHEMA))
-            rows += n * width
+            rows += n * (stop - start)
     os.replace(tmp, path)
     log.info("wrote %s (%d rows: %d customers for each of %d products)", path.name, rows, n,
              data.n_products)
@@ -237,29 +254,16 @@ def _copy_checkpoint(models_dir: Path, ctx: DistContext) -> None:
 
 def parse_args(argv: list[str] | None = None) -> RecommenderConfig:
     """The configuration from the command line and the run folder's run.json."""
-    defaults = RecommenderConfig()
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--top-n", type=int, default=None,
                         help="customers kept per product (default: the run's audience size)")
-    parser.add_argument("--refit", action=argparse.BooleanOptionalAction,
-                        default=defaults.trainer.refit,
+    parser.add_argument("--refit", action=argparse.BooleanOptionalAction, default=None,
                         help="retrain on all weeks before recommending (default: on)")
     args = parser.parse_args(argv)
     params = run_params(args.run_dir)
-    return RecommenderConfig(
-        data=DataConfig(run_dir=args.run_dir,
-                        holdout_weeks=pick(args.holdout_weeks, None, defaults.data.holdout_weeks),
-                        top_n=pick(args.top_n, params.audience_size, defaults.data.top_n)),
-        model=ModelConfig(
-            embedding_dim=pick(args.embedding_dim, None, defaults.model.embedding_dim),
-            hidden_dim=pick(args.hidden_dim, None, defaults.model.hidden_dim)),
-        optim=OptimConfig(lr=pick(args.lr, None, defaults.optim.lr),
-                          batch_size=pick(args.batch_size, None, defaults.optim.batch_size)),
-        trainer=TrainerConfig(epochs=pick(args.epochs, params.epochs or None,
-                                          defaults.trainer.epochs),
-                              seed=pick(args.seed, params.seed, defaults.trainer.seed),
-                              refit=args.refit, models_dir=args.models_dir),
-    )
+    return configure(RecommenderConfig(), args, params,
+                     data={"top_n": params.audience_size if args.top_n is None else args.top_n},
+                     trainer={"refit": args.refit})
 
 
 def main(argv: list[str] | None = None) -> None:
