@@ -9,7 +9,7 @@ RUN_ARGS ?=
 
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: demo test setup services stop data weekly airflow lint clean
+.PHONY: demo test setup services stop data weekly airflow bench lint clean
 
 demo: setup services data weekly ## set up everything and run the weekly flow on the demo data
 
@@ -33,6 +33,9 @@ weekly: setup services ## run the weekly DAG in-process on DATASET and print the
 
 airflow: setup services ## start the Airflow UI on http://localhost:8080 (trigger promo_weekly there)
 	@$(PY) -m local.runner airflow
+
+bench: setup ## benchmarks (not tests): the discount MIP by catalogue size
+	@$(PY) scripts/bench_optimizer.py
 
 lint:
 	$(PY) -m ruff check .

@@ -119,3 +119,12 @@ def test_solver_reports_its_status_and_gap():
     assert 0 <= solution.mip_gap < 1e-3
     promoted = solution.chosen[solution.chosen["discount_depth"] > 0]
     assert solution.objective == pytest.approx(promoted["incremental_profit"].sum(), abs=1e-6)
+
+
+def test_no_plan_within_the_time_limit_is_an_error_not_an_empty_plan():
+    from planning.optimize import PlanningError, solve
+
+    products, forecasts = _market(n_products=200, seed=2)
+    params = RunParams(plan_week=WEEK, budget=2000.0, max_promos_per_category=100)
+    with pytest.raises(PlanningError, match="no plan within"):
+        solve(candidate_table(forecasts, products, params), params, time_limit_s=1e-6)
