@@ -9,7 +9,7 @@ RUN_ARGS ?=
 
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: demo test setup services stop data weekly airflow bench lint clean
+.PHONY: demo test setup services stop data weekly airflow bench score lint clean
 
 demo: setup services data weekly ## set up everything and run the weekly flow on the demo data
 
@@ -36,6 +36,9 @@ airflow: setup services ## start the Airflow UI on http://localhost:8080 (trigge
 
 bench: setup ## benchmarks (not tests): the discount MIP by catalogue size
 	@$(PY) scripts/bench_optimizer.py
+
+score: setup services ## score the latest plan of DATASET on its ground truth (synthetic markets)
+	@$(PY) -m scoring.score --dataset $(DATASET)
 
 lint:
 	$(PY) -m ruff check .

@@ -185,6 +185,18 @@ def model_lines(run_dir: Path) -> list[str]:
     return lines
 
 
+def score_lines(run_id: str, settings: Settings) -> list[str]:
+    """On a synthetic market: the plan scored on the ground truth (also published)."""
+    from scoring.score import ScoringError, publish_scores, score_run, table_lines
+
+    try:
+        scores = score_run(run_id, settings)
+    except ScoringError:
+        return []  # no ground truth: a real data set
+    publish_scores(RunFolder(settings.runs_dir / run_id).read_run(), scores, settings)
+    return ["  in truth (the market's ground truth; published.plan_scores):", *table_lines(scores)]
+
+
 def print_summary(plan: dict, settings: Settings) -> None:
     lines = [
         "",
@@ -204,6 +216,7 @@ def print_summary(plan: dict, settings: Settings) -> None:
         lines.append(f"    {product_id:>8} {(name or '')[:30]:<30} {category[:20]:<20} {depth:>4.0%} "
                      f"{profit:>10,.2f}")
     lines += model_lines(settings.runs_dir / plan["run_id"])
+    lines += score_lines(plan["run_id"], settings)
     from quality.checkpoints import data_docs_dir
 
     bi = bi_role(settings)

@@ -105,3 +105,21 @@ create unlogged table if not exists published_staging.plan_lines (like published
 create unlogged table if not exists published_staging.plan_targets (like published.plan_targets);
 create unlogged table if not exists published_staging.forecasts (like published.forecasts);
 create unlogged table if not exists published_staging.model_metrics (like published.model_metrics);
+
+-- A synthetic market's plans scored on its ground truth (python -m scoring.score), one row per
+-- policy: the plan, no promotion, a simple rule and the oracle.
+create table if not exists published.plan_scores (
+    run_id                   text not null references published.plans (run_id) on delete cascade,
+    plan_week                date not null,
+    dataset                  text not null,
+    policy                   text not null check (policy in ('plan', 'no_promotion', 'simple_rule', 'oracle')),
+    products_promoted        integer not null,
+    true_spend               double precision not null,
+    budget                   double precision not null,
+    within_budget            boolean not null,
+    true_net_profit          double precision not null,
+    true_incremental_profit  double precision not null,
+    efficiency               double precision,
+    violations               text not null,
+    primary key (run_id, policy)
+);

@@ -22,6 +22,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("training",),
     ("planning",),
     ("publish",),
+    ("scoring",),
     ("dags", "local"),
 ]
 LAYER = {package: rank for rank, packages in enumerate(LAYERS) for package in packages}

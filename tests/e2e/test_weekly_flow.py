@@ -140,3 +140,16 @@ def test_summary_says_how_much_data_each_model_had(settings, published):
     assert len(lines) == 3
     assert "forecaster" in lines[1] and "product-weeks" in lines[1]
     assert "recommender" in lines[2] and "popularity" in lines[2]
+
+
+@pytest.mark.integration
+def test_the_plan_is_scored_on_the_ground_truth(settings, published):
+    from local.runner import score_lines
+
+    lines = score_lines(published["run_id"], settings)
+    assert [line.split()[0] for line in lines[2:]] == ["plan", "no_promotion", "simple_rule",
+                                                       "oracle"]
+    rows = dict(_rows(settings, "select policy, efficiency from published.plan_scores "
+                      "where run_id = %s", (published["run_id"],)))
+    assert rows["oracle"] == 1.0 and rows["no_promotion"] == 0.0
+    assert rows["plan"] is not None and rows["plan"] <= 1.0 + 1e-9

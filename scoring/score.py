@@ -1,0 +1,240 @@
+"""What a published plan truly earns on a synthetic market, next to the best plan possible.
+
+    python -m scoring.score [--dataset demo] [--run-id ID]     (make score DATASET=demo)
+
+The ground truth (`sources.synthetic.truth`, never read by the weekly flow) gives every product's
+true expected units at every discount of the run's grid in the plan week. Four policies are
+evaluated on it with the run's constraints and the stock the planner saw:
+
+- `plan`: the published plan's discounts;
+- `no_promotion`: nothing discounted;
+- `simple_rule`: the best sellers of the platform's own baseline forecast, each at the grid
+  level nearest 20% off (within the max discount and the margin floor), as many per category as
+  allowed, until the budget is spent on forecast units;
+- `oracle`: the exact MIP of planning, solved on the true curves.
+
+For each: true net profit of the week, its gain over no promotion, true spend (discount given
+away on true units) against the budget, every constraint checked, and efficiency =
+(policy - no promotion) / (oracle - no promotion). Results go to `published.plan_scores`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from planning.optimize import EPS, candidate_table, plan_discounts
+from planning.run import load_products
+from promoflow.run import Run, RunConfigError, RunFolder
+from promoflow.settings import Settings, get_settings
+from promoflow.warehouse import connect
+from sources.synthetic import truth
+
+log = logging.getLogger(__name__)
+
+POLICIES = ("plan", "no_promotion", "simple_rule", "oracle")
+RULE_DEPTH = 0.2
+
+
+class ScoringError(RuntimeError):
+    """A plan cannot be scored (no ground truth, no plan files)."""
+
+
+@dataclass(frozen=True)
+class PolicyScore:
+    policy: str
+    products_promoted: int
+    true_spend: float
+    budget: float
+    true_net_profit: float
+    true_incremental_profit: float
+    efficiency: float | None
+    violations: list[str] = field(default_factory=list)
+
+    @property
+    def within_budget(self) -> bool:
+        return self.true_spend <= self.budget + 1e-6
+
+
+def true_curves(truth_dir: Path, products: pd.DataFrame, run: Run) -> pd.DataFrame:
+    """True expected units of every product at every level of the run's grid (as forecasts)."""
+    ids = products["product_id"].to_numpy()
+    parts = []
+    for level in run.params.discount_levels:
+        units = truth.expected_units(truth_dir, ids, run.plan_week, level)
+        parts.append(pd.DataFrame({"product_id": ids, "week_start": run.plan_week,
+                                   "discount_depth": level, "units_p10": units,
+                                   "units_p50": units, "units_p90": units}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def evaluate(depths: pd.Series, economics: pd.DataFrame, products: pd.DataFrame,
+             run: Run) -> tuple[float, float, list[str]]:
+    """(true net profit, true spend, violated constraints) of discounts per product_id.
+
+    `economics` is the candidate table of the true curves (every product x level, margin floor
+    ignored so that a violating plan can still be valued).
+    """
+    params = run.params
+    chosen = pd.DataFrame({"product_id": products["product_id"]})
+    chosen["discount_depth"] = chosen["product_id"].map(depths).fillna(0.0).round(6)
+    valued = chosen.merge(economics, on=["product_id", "discount_depth"], how="left")
+    violations = []
+    off_grid = valued["profit"].isna()
+    if off_grid.any():
+        violations.append(f"{int(off_grid.sum())} discounts off the grid {params.discount_levels}")
+    valued = valued[~off_grid]
+    promoted = valued[valued["discount_depth"] > 0]
+    spend = float(promoted["promotion_cost"].sum())
+    if spend > params.budget + 1e-6:
+        violations.append(f"true spend {spend:,.2f} over the budget {params.budget:,.2f}")
+    if (promoted["discount_depth"] > params.max_discount + EPS).any():
+        violations.append("a discount over the max discount")
+    if (~promoted["meets_margin_floor"]).any():
+        violations.append(f"{int((~promoted['meets_margin_floor']).sum())} prices below the "
+                          "margin floor")
+    per_category = promoted.groupby("category").size()
+    if (per_category > params.max_promos_per_category).any():
+        violations.append("more promotions in a category than allowed")
+    return float(valued["profit"].sum()), spend, violations
+
+
+def simple_rule(forecasts: pd.DataFrame, products: pd.DataFrame, run: Run) -> pd.Series:
+    """Discount per product_id of the rule (see the module docstring)."""
+    params = run.params
+    levels = np.array(params.discount_levels[1:])
+    if not len(levels):
+        return pd.Series(dtype=float)
+    depth = float(levels[np.argmin(np.abs(levels - RULE_DEPTH))])
+    table = candidate_table(forecasts, products, run.params)
+    at_depth = table[(table["discount_depth"] == round(depth, 6)) & table["meets_margin_floor"]]
+    ranked = at_depth.sort_values(["baseline_units", "product_id"], ascending=[False, True])
+    chosen, spent, per_category = {}, 0.0, {}
+    for row in ranked.itertuples():
+        if per_category.get(row.category, 0) >= params.max_promos_per_category:
+            continue
+        if spent + row.promotion_cost > params.budget:
+            continue
+        chosen[row.product_id] = depth
+        spent += row.promotion_cost
+        per_category[row.category] = per_category.get(row.category, 0) + 1
+    return pd.Series(chosen, dtype=float)
+
+
+def score(run: Run, plan_lines: pd.DataFrame, forecasts: pd.DataFrame, products: pd.DataFrame,
+          truth_dir: Path) -> list[PolicyScore]:
+    """The four policies of a run scored on the ground truth."""
+    curves = true_curves(truth_dir, products, run)
+    economics = candidate_table(curves, products, run.params)
+    oracle = plan_discounts(curves, products, run.params).chosen
+    depths = {
+        "plan": plan_lines.set_index("product_id")["discount_depth"],
+        "no_promotion": pd.Series(dtype=float),
+        "simple_rule": simple_rule(forecasts, products, run),
+        "oracle": oracle.set_index("product_id")["discount_depth"],
+    }
+    valued = {name: evaluate(depth[depth > 0], economics, products, run)
+              for name, depth in depths.items()}
+    none = valued["no_promotion"][0]
+    best_gain = valued["oracle"][0] - none
+    scores = []
+    for name in POLICIES:
+        profit, spend, violations = valued[name]
+        gain = profit - none
+        scores.append(PolicyScore(
+            policy=name, products_promoted=int((depths[name] > 0).sum()),
+            true_spend=round(spend, 2), budget=run.params.budget,
+            true_net_profit=round(profit, 2), true_incremental_profit=round(gain, 2),
+            efficiency=round(gain / best_gain, 4) if best_gain > 1e-9 else None,
+            violations=violations))
+    return scores
+
+
+def score_run(run_id: str, settings: Settings | None = None) -> list[PolicyScore]:
+    """Score a run from its folder, the warehouse's products and its dataset's ground truth."""
+    s = settings or get_settings()
+    folder = RunFolder(s.runs_dir / run_id)
+    if not folder.plan_lines.exists():
+        raise ScoringError(f"{folder.plan_lines} does not exist; run the weekly flow first.")
+    run = folder.read_run()
+    truth_dir = s.ground_truth_dir / run.params.dataset
+    if not (truth_dir / "products_truth.csv").exists():
+        raise ScoringError(f"dataset {run.params.dataset} has no ground truth in {truth_dir}: "
+                           "only synthetic markets can be scored.")
+    products = load_products(s)
+    return score(run, pd.read_parquet(folder.plan_lines), pd.read_parquet(folder.forecasts),
+                 products, truth_dir)
+
+
+def publish_scores(run: Run, scores: list[PolicyScore], settings: Settings | None = None) -> None:
+    """Replace the run's rows of published.plan_scores, in one transaction."""
+    with connect(settings) as conn, conn.cursor() as cur:
+        cur.execute("delete from published.plan_scores where run_id = %s", (run.run_id,))
+        for item in scores:
+            cur.execute(
+                "insert into published.plan_scores (run_id, plan_week, dataset, policy, "
+                "products_promoted, true_spend, budget, within_budget, true_net_profit, "
+                "true_incremental_profit, efficiency, violations) "
+                "values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                (run.run_id, run.plan_week, run.params.dataset, item.policy,
+                 item.products_promoted, item.true_spend, item.budget, item.within_budget,
+                 item.true_net_profit, item.true_incremental_profit, item.efficiency,
+                 "; ".join(item.violations)))
+        conn.commit()
+
+
+def table_lines(scores: list[PolicyScore]) -> list[str]:
+    """The scores as a printed table."""
+    header = (f"    {'policy':<13} {'promoted':>8} {'true spend':>11} {'true profit':>12} "
+              f"{'gain':>10} {'efficiency':>10}  constraints")
+    lines = [header]
+    for item in scores:
+        efficiency = "" if item.efficiency is None else f"{item.efficiency:.2f}"
+        lines.append(
+            f"    {item.policy:<13} {item.products_promoted:>8} {item.true_spend:>11,.2f} "
+            f"{item.true_net_profit:>12,.2f} {item.true_incremental_profit:>10,.2f} "
+            f"{efficiency:>10}  {'; '.join(item.violations) or 'all held'}")
+    return lines
+
+
+def latest_run_id(dataset: str, settings: Settings | None = None) -> str:
+    with connect(settings) as conn, conn.cursor() as cur:
+        cur.execute("select run_id from published.plans where dataset = %s "
+                    "order by published_at desc limit 1", (dataset,))
+        row = cur.fetchone()
+    if row is None:
+        raise ScoringError(f"no published plan of dataset {dataset}; run make weekly first.")
+    return row[0]
+
+
+def main(argv: list[str] | None = None) -> int:
+    from promoflow.logs import setup_logging
+
+    setup_logging()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="demo", help="score its latest published plan")
+    parser.add_argument("--run-id", default=None, help="score this run instead")
+    args = parser.parse_args(argv)
+    settings = get_settings()
+    try:
+        run_id = args.run_id or latest_run_id(args.dataset, settings)
+        scores = score_run(run_id, settings)
+        run = RunFolder(settings.runs_dir / run_id).read_run()
+        publish_scores(run, scores, settings)
+    except (ScoringError, RunConfigError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"Plan {run_id} (week {run.plan_week}, dataset {run.params.dataset}) in truth:")
+    print("\n".join(table_lines(scores)))
+    log.debug("scores: %s", [asdict(item) for item in scores])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
