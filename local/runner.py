@@ -191,9 +191,10 @@ def score_lines(run_id: str, settings: Settings) -> list[str]:
 
     try:
         scores = score_run(run_id, settings)
-    except ScoringError:
-        return []  # no ground truth: a real data set
-    publish_scores(RunFolder(settings.runs_dir / run_id).read_run(), scores, settings)
+        publish_scores(RunFolder(settings.runs_dir / run_id).read_run(), scores, settings)
+    except ScoringError as error:  # no ground truth (a real data set), or not published
+        log.info("Plan not scored: %s", error)
+        return []
     return ["  in truth (the market's ground truth; published.plan_scores):", *table_lines(scores)]
 
 

@@ -175,6 +175,10 @@ def score_run(run_id: str, settings: Settings | None = None) -> list[PolicyScore
 def publish_scores(run: Run, scores: list[PolicyScore], settings: Settings | None = None) -> None:
     """Replace the run's rows of published.plan_scores, in one transaction."""
     with connect(settings) as conn, conn.cursor() as cur:
+        cur.execute("select 1 from published.plans where run_id = %s for share", (run.run_id,))
+        if cur.fetchone() is None:
+            raise ScoringError(f"run {run.run_id} has no published plan (a later run of its "
+                               "week replaced it, or it never published); score that one.")
         cur.execute("delete from published.plan_scores where run_id = %s", (run.run_id,))
         for item in scores:
             cur.execute(
