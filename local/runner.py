@@ -190,8 +190,8 @@ def score_lines(run_id: str, settings: Settings) -> list[str]:
     from scoring.score import ScoringError, publish_scores, score_run, table_lines
 
     try:
-        scores = score_run(run_id, settings)
-        publish_scores(RunFolder(settings.runs_dir / run_id).read_run(), scores, settings)
+        run, scores = score_run(run_id, settings)
+        publish_scores(run, scores, settings)
     except ScoringError as error:  # no ground truth (a real data set), or not published
         log.info("Plan not scored: %s", error)
         return []

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import math
@@ -116,19 +117,13 @@ class RunParams:
         return record
 
 
-@typing.no_type_check
+@functools.cache
 def param_specs() -> tuple[ParamSpec, ...]:
     """Every run parameter in form order."""
-    if not _SPECS:
-        hints = typing.get_type_hints(RunParams)
-        kinds = {int: "integer", float: "number", str: "string", date | None: "date"}
-        for f in fields(RunParams):
-            _SPECS.append(ParamSpec(name=f.name, kind=kinds[hints[f.name]], default=f.default,
-                                    **f.metadata))
-    return tuple(_SPECS)
-
-
-_SPECS: list[ParamSpec] = []
+    hints = typing.get_type_hints(RunParams)
+    kinds = {int: "integer", float: "number", str: "string", date | None: "date"}
+    return tuple(ParamSpec(name=f.name, kind=kinds[hints[f.name]], default=f.default, **f.metadata)
+                 for f in fields(RunParams))
 
 
 def _checked(spec: ParamSpec, value: object) -> object:

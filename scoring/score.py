@@ -23,7 +23,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -156,8 +156,9 @@ def score(run: Run, plan_lines: pd.DataFrame, forecasts: pd.DataFrame, products:
     return scores
 
 
-def score_run(run_id: str, settings: Settings | None = None) -> list[PolicyScore]:
-    """Score a run from its folder, the warehouse's products and its dataset's ground truth."""
+def score_run(run_id: str, settings: Settings | None = None) -> tuple[Run, list[PolicyScore]]:
+    """A run (from its folder) and its scores, from the warehouse's products and its dataset's
+    ground truth."""
     s = settings or get_settings()
     folder = RunFolder(s.runs_dir / run_id)
     if not folder.plan_lines.exists():
@@ -168,8 +169,8 @@ def score_run(run_id: str, settings: Settings | None = None) -> list[PolicyScore
         raise ScoringError(f"dataset {run.params.dataset} has no ground truth in {truth_dir}: "
                            "only synthetic markets can be scored.")
     products = load_products(s)
-    return score(run, pd.read_parquet(folder.plan_lines), pd.read_parquet(folder.forecasts),
-                 products, truth_dir)
+    return run, score(run, pd.read_parquet(folder.plan_lines),
+                      pd.read_parquet(folder.forecasts), products, truth_dir)
 
 
 def publish_scores(run: Run, scores: list[PolicyScore], settings: Settings | None = None) -> None:
@@ -228,15 +229,13 @@ def main(argv: list[str] | None = None) -> int:
     settings = get_settings()
     try:
         run_id = args.run_id or latest_run_id(args.dataset, settings)
-        scores = score_run(run_id, settings)
-        run = RunFolder(settings.runs_dir / run_id).read_run()
+        run, scores = score_run(run_id, settings)
         publish_scores(run, scores, settings)
     except (ScoringError, RunConfigError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"Plan {run_id} (week {run.plan_week}, dataset {run.params.dataset}) in truth:")
     print("\n".join(table_lines(scores)))
-    log.debug("scores: %s", [asdict(item) for item in scores])
     return 0
 
 
