@@ -9,7 +9,7 @@ RUN_ARGS ?=
 
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: demo test setup services stop data weekly airflow bench score lint clean
+.PHONY: demo test setup services stop data weekly airflow bench score score-bench lint clean
 
 demo: setup services data weekly ## set up everything and run the weekly flow on the demo data
 
@@ -26,7 +26,7 @@ stop: ## stop the embedded PostgreSQL
 	@$(PY) -m local.pg stop
 
 data: setup ## generate the synthetic market (PRESET=tiny|demo) into the landing area
-	@$(PY) -m local.runner generate --preset $(PRESET) --seed $(SEED)
+	@$(PY) -m local.runner generate --preset $(PRESET) --seed $(SEED) $(if $(HISTORY_END),--history-end $(HISTORY_END))
 
 weekly: setup services ## run the weekly DAG in-process on DATASET and print the plan summary
 	@$(PY) -m local.runner weekly --dataset $(DATASET) $(RUN_ARGS)
@@ -39,6 +39,9 @@ bench: setup ## benchmarks (not tests): the discount MIP by catalogue size
 
 score: setup services ## score the latest plan of DATASET on its ground truth (synthetic markets)
 	@$(PY) -m scoring.score --dataset $(DATASET)
+
+score-bench: setup services ## plan-vs-oracle efficiency over 3 seeds x 2 plan weeks (~30 min on demo)
+	@$(PY) scripts/score_seeds.py --preset $(PRESET)
 
 lint:
 	$(PY) -m ruff check .

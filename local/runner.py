@@ -144,7 +144,8 @@ def published_summary(settings: Settings, plan_week: str | None = None) -> dict:
         where = "plan_week = %s" if plan_week else "true"
         cur.execute(f"select run_id, plan_week, budget, products_promoted, promotion_cost, "
                     f"expected_incremental_revenue, expected_incremental_profit, published_at, "
-                    f"solver_status, mip_gap, "
+                    f"solver_status, mip_gap, spend_at_confidence, budget_confidence, "
+                    f"expected_dip_cost, expected_cannibalization_cost, "
                     f"plan_week = (select max(plan_week) from published.plans) "
                     f"from published.plans where {where} order by published_at desc limit 1",
                     (plan_week,) if plan_week else None)
@@ -153,7 +154,8 @@ def published_summary(settings: Settings, plan_week: str | None = None) -> dict:
             raise SystemExit("error: the run finished but no plan is published; see the task logs above.")
         keys = ["run_id", "plan_week", "budget", "products_promoted", "promotion_cost",
                 "expected_incremental_revenue", "expected_incremental_profit", "published_at",
-                "solver_status", "mip_gap", "current"]
+                "solver_status", "mip_gap", "spend_at_confidence", "budget_confidence",
+                "expected_dip_cost", "expected_cannibalization_cost", "current"]
         plan = dict(zip(keys, row))
         cur.execute("select l.product_id, l.product_name, l.category, l.discount_depth, "
                     "l.expected_incremental_profit from published.plan_lines l "
@@ -206,7 +208,11 @@ def print_summary(plan: dict, settings: Settings) -> None:
         (f"  budget used:                   {plan['promotion_cost']:,.2f} of {plan['budget']:,.2f}"
         f" ({100 * plan['promotion_cost'] / plan['budget'] if plan['budget'] else 0:.0f}%)"),
         f"  expected incremental revenue:  {plan['expected_incremental_revenue']:,.2f}",
-        f"  expected incremental profit:   {plan['expected_incremental_profit']:,.2f}",
+        (f"  spend at {100 * (plan['budget_confidence'] or 0):.0f}% confidence:     "
+         f"{plan['spend_at_confidence'] or 0:,.2f}"),
+        (f"  expected incremental profit:   {plan['expected_incremental_profit']:,.2f} (net of "
+         f"the post-promotion dip {plan['expected_dip_cost'] or 0:,.2f} and of the "
+         f"siblings' loss {plan['expected_cannibalization_cost'] or 0:,.2f})"),
         (f"  discount program (HiGHS):      {plan['solver_status']}, gap "
          f"{100 * (plan['mip_gap'] or 0):.2f}%"),
         (f"  customers targeted:            {plan['targets'].get('treatment', 0)} treatment, "
@@ -243,6 +249,17 @@ def serve_airflow(settings: Settings) -> None:
     os.execvpe(str(VENV_BIN / "airflow"), [str(VENV_BIN / "airflow"), "standalone"], env)
 
 
+def _sunday(text: str):
+    """A YYYY-MM-DD date (argparse type); the generator checks that it is a Sunday."""
+    import argparse
+    import datetime as dt
+
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date as YYYY-MM-DD") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     setup_logging()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -251,6 +268,8 @@ def main(argv: list[str] | None = None) -> int:
                          "real one (completejourney) into the landing area")
     gen.add_argument("--preset", default="demo")
     gen.add_argument("--seed", type=int, default=42)
+    gen.add_argument("--history-end", type=_sunday, default=None,
+                     help="synthetic markets: last day of history, a Sunday (default 2026-11-15)")
     weekly = sub.add_parser("weekly", help="run the weekly DAG in-process and print the plan")
     add_cli_arguments(weekly)
     sub.add_parser("airflow", help="start the Airflow UI (standalone)")
@@ -264,11 +283,16 @@ def main(argv: list[str] | None = None) -> int:
         log.info("Imported The Complete Journey in %.1f s (report: %s)", time.time() - start,
                  settings.landing_dir / "completejourney" / "import_report.json")
     elif args.command == "generate":
-        from sources.synthetic.generate import generate
+        from sources.synthetic.generate import GenerateError, generate
 
         start = time.time()
-        counts = generate(preset=args.preset, out_dir=settings.landing_dir / args.preset,
-                          truth_dir=settings.ground_truth_dir / args.preset, seed=args.seed)
+        extra = {"history_end": args.history_end} if args.history_end else {}
+        try:
+            counts = generate(preset=args.preset, out_dir=settings.landing_dir / args.preset,
+                              truth_dir=settings.ground_truth_dir / args.preset, seed=args.seed,
+                              **extra)
+        except GenerateError as error:
+            raise SystemExit(f"error: {error}") from None
         log.info("Generated %s market in %.1f s: %s", args.preset, time.time() - start, counts)
     elif args.command == "weekly":
         try:

@@ -9,7 +9,7 @@ import logging
 
 import pandas as pd
 
-from planning.optimize import plan_discounts
+from planning.optimize import BUDGET_CONFIDENCE, plan_discounts
 from planning.targeting import target_customers
 from promoflow.run import Run
 from promoflow.settings import Settings
@@ -51,15 +51,24 @@ def make_plan(run: Run, settings: Settings | None = None) -> dict:
         "products_promoted": len(lines),
         "promotion_cost": round(float(lines["promotion_cost"].sum()), 2),
         "expected_incremental_revenue": round(float(lines["incremental_revenue"].sum()), 2),
-        "expected_incremental_profit": round(float(lines["incremental_profit"].sum()), 2),
+        "expected_incremental_profit": round(solution.objective, 2),
         "solver_status": solution.status,
         "mip_gap": solution.mip_gap,
+        "spend_at_confidence": round(solution.spend_at_confidence, 2),
+        "budget_confidence": BUDGET_CONFIDENCE,
+        "expected_dip_cost": round(float(lines["dip_cost"].sum()), 2),
+        "expected_cannibalization_cost": round(
+            float(lines["week_incremental_profit"].sum() - lines["dip_cost"].sum())
+            - solution.objective, 2),
     }
     lines.to_parquet(folder.plan_lines, index=False)
     targets.to_parquet(folder.plan_targets, index=False)
     folder.write_json(folder.plan, plan)
-    log.info("Plan for %s: %d products promoted, cost %.2f of budget %.2f, expected incremental "
-             "profit %.2f, %d customers targeted (solver %s, gap %.2g)", plan["plan_week"],
-             plan["products_promoted"], plan["promotion_cost"], params.budget,
-             plan["expected_incremental_profit"], len(targets), solution.status, solution.mip_gap)
+    log.info("Plan for %s: %d products promoted, cost %.2f (%.2f at %.0f%% confidence) of budget "
+             "%.2f, expected net incremental profit %.2f (dip %.2f, cannibalization %.2f), %d "
+             "customers targeted (solver %s, gap %.2g)", plan["plan_week"],
+             plan["products_promoted"], plan["promotion_cost"], plan["spend_at_confidence"],
+             100 * BUDGET_CONFIDENCE, params.budget, plan["expected_incremental_profit"],
+             plan["expected_dip_cost"], plan["expected_cannibalization_cost"], len(targets),
+             solution.status, solution.mip_gap)
     return plan

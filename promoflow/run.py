@@ -70,12 +70,13 @@ class RunParams:
     plan_week: date | None = _param(
         None, "Monday starting the plan week (YYYY-MM-DD); empty: the week after the data.",
         "a Monday as YYYY-MM-DD", pattern=PLAN_WEEK_PATTERN)
-    budget: float = _param(5000.0, "Promotion budget: discount money given away on expected units.",
+    budget: float = _param(5000.0, "Promotion budget: discount money given away on the units "
+                           "sold, held at 90% confidence.",
                            "the discount money to give away, e.g. 5000", low=0, high=1e9)
     max_discount: float = _param(0.3, "Deepest discount allowed (0.3 = 30% off).",
                                  "e.g. 0.3 for 30% off", low=0, high=0.9)
     discount_step: float = _param(
-        0.1, "Step of the discount grid: the candidate levels are its multiples up to the "
+        0.05, "Step of the discount grid: the candidate levels are its multiples up to the "
         "maximum discount.", "e.g. 0.05 for 5% steps", low=0.01, high=0.5)
     margin_floor: float = _param(0.05, "Minimum margin rate of a promoted price.",
                                  "e.g. 0.05 for a 5% margin", low=0, high=0.9)

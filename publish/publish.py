@@ -41,14 +41,19 @@ PLAN_COLUMNS = [
     "run_id", "plan_week", "dataset", "budget", "max_discount", "discount_step", "margin_floor",
     "max_promos_per_category", "audience_size", "holdout_fraction", "seed",
     "products_considered", "products_promoted", "promotion_cost", "expected_incremental_revenue",
-    "expected_incremental_profit", "solver_status", "mip_gap",
+    "expected_incremental_profit", "solver_status", "mip_gap", "spend_at_confidence",
+    "budget_confidence", "expected_dip_cost", "expected_cannibalization_cost",
 ]
 PLAN_LINE_COLUMNS = [
     "run_id", "plan_week", "product_id", "product_name", "category", "list_price", "unit_cost",
     "discount_depth", "promo_price", "on_hand_units", "baseline_units_p50", "units_p10",
     "units_p50", "units_p90", "expected_units", "promotion_cost", "incremental_revenue",
-    "incremental_profit", "binding_constraint",
+    "incremental_profit", "binding_constraint", "promotion_cost_p90", "dip_units", "dip_cost",
+    "cannibalized_units", "cannibalization_cost",
 ]
+#: Line columns added since the first release: a run folder written before them publishes 0.
+LATER_LINE_COLUMNS = ["promotion_cost_p90", "dip_units", "dip_cost", "cannibalized_units",
+                      "cannibalization_cost"]
 TARGET_COLUMNS = ["run_id", "plan_week", "product_id", "customer_id", "score", "rank",
                   "assignment", "channel"]
 FORECAST_COLUMNS = ["run_id", "plan_week", "product_id", "discount_depth", "units_p10",
@@ -134,7 +139,11 @@ def _clear_staging(cur) -> None:
 def _write_staging(cur, plan: dict, frames: dict[str, pd.DataFrame]) -> None:
     _clear_staging(cur)
     cur.execute(f"insert into {STAGING}.plans ({', '.join(PLAN_COLUMNS)}) "
-                f"values ({', '.join(['%s'] * len(PLAN_COLUMNS))})", [plan[c] for c in PLAN_COLUMNS])
+                f"values ({', '.join(['%s'] * len(PLAN_COLUMNS))})",
+                [plan.get(c) for c in PLAN_COLUMNS])  # a column the plan lacks is null
+    lines = frames["plan_lines"]
+    frames = {**frames, "plan_lines": lines.assign(
+        **{c: 0.0 for c in LATER_LINE_COLUMNS if c not in lines.columns})}
     for table, (columns, target_columns, _) in TABLES.items():
         _copy(cur, f"{STAGING}.{table}", frames[table], columns, target_columns)
 

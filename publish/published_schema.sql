@@ -21,9 +21,15 @@ create table if not exists published.plans (
 );
 
 -- Columns added since the first release: existing warehouses are migrated in place.
-alter table published.plans add column if not exists discount_step double precision not null default 0.1;
+alter table published.plans add column if not exists discount_step double precision not null default 0.1; -- the step before it was a parameter
 alter table published.plans add column if not exists seed integer;
 alter table published.plans add column if not exists mip_gap double precision;
+alter table published.plans add column if not exists spend_at_confidence double precision;
+alter table published.plans add column if not exists budget_confidence double precision;
+alter table published.plans add column if not exists expected_dip_cost double precision;
+alter table published.plans add column if not exists expected_cannibalization_cost double precision;
+comment on column published.plans.spend_at_confidence is 'Spend the plan stays within at budget_confidence: P50 spend plus z times the standard deviation of its sum (from the lines'' P10-P90).';
+comment on column published.plans.expected_incremental_profit is 'Net of the post-promotion dip in the next weeks and of the category siblings'' lost profit (the program''s objective).';
 comment on column published.plans.solver_status is 'HiGHS model status of the discount program (Optimal, Time limit reached, ...).';
 comment on column published.plans.mip_gap is 'Relative gap between the plan''s objective and the solver''s proven bound (0 = proven optimal).';
 
@@ -49,6 +55,15 @@ create table if not exists published.plan_lines (
     binding_constraint            text not null,
     primary key (run_id, product_id)
 );
+
+alter table published.plan_lines add column if not exists promotion_cost_p90 double precision not null default 0;
+alter table published.plan_lines add column if not exists dip_units double precision not null default 0;
+alter table published.plan_lines add column if not exists dip_cost double precision not null default 0;
+alter table published.plan_lines add column if not exists cannibalized_units double precision not null default 0;
+alter table published.plan_lines add column if not exists cannibalization_cost double precision not null default 0;
+comment on column published.plan_lines.promotion_cost_p90 is 'Discount given away if the line sells its P90 units (stock-capped).';
+comment on column published.plan_lines.dip_units is 'Units the promotion takes from the product''s next weeks (post-promotion dip), forecast.';
+comment on column published.plan_lines.cannibalized_units is 'Units the category siblings lose to this promotion, forecast (before the category cap).';
 
 create table if not exists published.plan_targets (
     run_id       text not null references published.plans (run_id) on delete cascade,
@@ -98,10 +113,19 @@ create or replace view published.current_plan_targets as
 -- so that the audit, not a constraint error, reports a bad row. BI cannot read this schema.
 create schema if not exists published_staging;
 create unlogged table if not exists published_staging.plans (like published.plans including defaults);
-alter table published_staging.plans add column if not exists discount_step double precision not null default 0.1;
+alter table published_staging.plans add column if not exists discount_step double precision not null default 0.1; -- the step before it was a parameter
 alter table published_staging.plans add column if not exists seed integer;
 alter table published_staging.plans add column if not exists mip_gap double precision;
-create unlogged table if not exists published_staging.plan_lines (like published.plan_lines);
+alter table published_staging.plans add column if not exists spend_at_confidence double precision;
+alter table published_staging.plans add column if not exists budget_confidence double precision;
+alter table published_staging.plans add column if not exists expected_dip_cost double precision;
+alter table published_staging.plans add column if not exists expected_cannibalization_cost double precision;
+create unlogged table if not exists published_staging.plan_lines (like published.plan_lines including defaults);
+alter table published_staging.plan_lines add column if not exists promotion_cost_p90 double precision not null default 0;
+alter table published_staging.plan_lines add column if not exists dip_units double precision not null default 0;
+alter table published_staging.plan_lines add column if not exists dip_cost double precision not null default 0;
+alter table published_staging.plan_lines add column if not exists cannibalized_units double precision not null default 0;
+alter table published_staging.plan_lines add column if not exists cannibalization_cost double precision not null default 0;
 create unlogged table if not exists published_staging.plan_targets (like published.plan_targets);
 create unlogged table if not exists published_staging.forecasts (like published.forecasts);
 create unlogged table if not exists published_staging.model_metrics (like published.model_metrics);
@@ -123,3 +147,8 @@ create table if not exists published.plan_scores (
     violations               text not null,
     primary key (run_id, policy)
 );
+alter table published.plan_scores add column if not exists true_dip_cost double precision not null default 0;
+alter table published.plan_scores add column if not exists true_cannibalization_cost double precision not null default 0;
+comment on column published.plan_scores.true_net_profit is 'True profit of the plan week minus the true cost of the post-promotion dip in the next weeks.';
+comment on column published.plan_scores.true_cannibalization_cost is 'True profit the category siblings lost to the policy''s promotions.';
+

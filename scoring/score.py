@@ -2,20 +2,26 @@
 
     python -m scoring.score [--dataset demo] [--run-id ID]     (make score DATASET=demo)
 
-The ground truth (`sources.synthetic.truth`, never read by the weekly flow) gives every product's
-true expected units at every discount of the run's grid in the plan week. Four policies are
-evaluated on it with the run's constraints and the stock the planner saw:
+The ground truth (`sources.synthetic.truth`, never read by the weekly flow; docs/market.md) says
+what a whole plan does in its week: every product's true expected units after its own response
+and its category's cannibalization, capped by the stock the planner saw, and the post-promotion
+dip each promotion causes in the next weeks. Four policies are evaluated on it with the run's
+constraints:
 
 - `plan`: the published plan's discounts;
 - `no_promotion`: nothing discounted;
 - `simple_rule`: the best sellers of the platform's own baseline forecast, each at the grid
   level nearest 20% off (within the max discount and the margin floor), as many per category as
   allowed, until the budget is spent on forecast units;
-- `oracle`: the exact MIP of planning, solved on the true curves.
+- `oracle`: the planning MIP solved on the true curves, the true dips and the true
+  cannibalization rates and caps (its linear valuation of the siblings' lost units at list
+  margins is the one approximation, so a plan may score a hair above it).
 
-For each: true net profit of the week, its gain over no promotion, true spend (discount given
-away on true units) against the budget, every constraint checked, and efficiency =
-(policy - no promotion) / (oracle - no promotion). Results go to `published.plan_scores`.
+For each: true net profit (the week's profit minus the dip cost of the next weeks at list
+margins), its gain over no promotion, the dip cost and the siblings' lost profit, true spend
+(discount given away on true units) against the budget, every constraint checked, and
+efficiency = (policy - no promotion) / (oracle - no promotion). Results go to
+`published.plan_scores`.
 """
 
 from __future__ import annotations
@@ -56,53 +62,81 @@ class PolicyScore:
     true_incremental_profit: float
     efficiency: float | None
     violations: list[str] = field(default_factory=list)
+    true_dip_cost: float = 0.0
+    true_cannibalization_cost: float = 0.0
 
     @property
     def within_budget(self) -> bool:
         return self.true_spend <= self.budget + 1e-6
 
 
+@dataclass(frozen=True)
+class Valuation:
+    """A policy's discounts valued on the ground truth."""
+
+    net_profit: float  # week profit minus the dip cost of the next weeks
+    spend: float
+    violations: list[str]
+    dip_cost: float = 0.0
+    cannibalization_cost: float = 0.0  # profit the products lost to their category's promotions
+
+
 def true_curves(truth_dir: Path, products: pd.DataFrame, run: Run) -> pd.DataFrame:
-    """True expected units of every product at every level of the run's grid (as forecasts)."""
+    """True expected units of every product at every level of the run's grid, as forecasts,
+    with the true dip and the units the category would lose if it alone were promoted."""
     ids = products["product_id"].to_numpy()
+    market = truth.market(truth_dir)
+    rows = market.products.loc[ids]
+    rate = market.categories["cannibalization_rate"].reindex(rows["category"]).to_numpy()
+    base = truth.expected_units(truth_dir, ids, run.plan_week, 0.0)
     parts = []
     for level in run.params.discount_levels:
         units = truth.expected_units(truth_dir, ids, run.plan_week, level)
+        extra = np.maximum(units - base, 0.0)
         parts.append(pd.DataFrame({"product_id": ids, "week_start": run.plan_week,
                                    "discount_depth": level, "units_p10": units,
-                                   "units_p50": units, "units_p90": units}))
+                                   "units_p50": units, "units_p90": units,
+                                   "dip_units": rows["dip_share"].to_numpy() * extra,
+                                   "cannibalized_units": rate * extra}))
     return pd.concat(parts, ignore_index=True)
 
 
-def evaluate(depths: pd.Series, economics: pd.DataFrame, products: pd.DataFrame,
-             run: Run) -> tuple[float, float, list[str]]:
-    """(true net profit, true spend, violated constraints) of discounts per product_id.
+def true_caps(truth_dir: Path) -> pd.Series:
+    """The share of its baseline each category can lose to cannibalization, in truth."""
+    return truth.market(truth_dir).categories["cannibalization_cap"]
 
-    `economics` is the candidate table of the true curves (every product x level, margin floor
-    ignored so that a violating plan can still be valued).
-    """
+
+def evaluate(depths: pd.Series, products: pd.DataFrame, run: Run, truth_dir: Path) -> Valuation:
+    """Discounts per product_id valued on the ground truth, every constraint checked."""
     params = run.params
-    chosen = pd.DataFrame({"product_id": products["product_id"]})
-    chosen["discount_depth"] = chosen["product_id"].map(depths).fillna(0.0).round(6)
-    valued = chosen.merge(economics, on=["product_id", "discount_depth"], how="left")
+    depths = depths[depths > 0].round(6)
     violations = []
-    off_grid = valued["profit"].isna()
+    off_grid = ~np.isin(depths.to_numpy(), np.round(params.discount_levels, 6))
     if off_grid.any():
         violations.append(f"{int(off_grid.sum())} discounts off the grid {params.discount_levels}")
-    valued = valued[~off_grid]
-    promoted = valued[valued["discount_depth"] > 0]
-    spend = float(promoted["promotion_cost"].sum())
+    stock = products.set_index("product_id")["on_hand_units"].clip(lower=0)
+    outcome = truth.plan_outcome(truth_dir, run.plan_week, depths, stock).merge(
+        products[["product_id", "list_price", "unit_cost"]], on="product_id", how="inner")
+    price = (outcome["list_price"] * (1 - outcome["discount_depth"])).round(2)
+    list_margin = outcome["list_price"] - outcome["unit_cost"]
+    promoted = outcome["discount_depth"] > 0
+    week_profit = float((outcome["units"] * (price - outcome["unit_cost"])).sum())
+    dip_cost = float((outcome["dip_units"] * list_margin).sum())
+    spend = float((outcome["units"] * (outcome["list_price"] - price))[promoted].sum())
     if spend > params.budget + 1e-6:
         violations.append(f"true spend {spend:,.2f} over the budget {params.budget:,.2f}")
-    if (promoted["discount_depth"] > params.max_discount + EPS).any():
+    if (outcome.loc[promoted, "discount_depth"] > params.max_discount + EPS).any():
         violations.append("a discount over the max discount")
-    if (~promoted["meets_margin_floor"]).any():
-        violations.append(f"{int((~promoted['meets_margin_floor']).sum())} prices below the "
-                          "margin floor")
-    per_category = promoted.groupby("category").size()
-    if (per_category > params.max_promos_per_category).any():
+    margin = (price - outcome["unit_cost"]) / price.where(price > 0)
+    below = promoted & ~(margin >= params.margin_floor - EPS)
+    if below.any():
+        violations.append(f"{int(below.sum())} prices below the margin floor")
+    if (outcome[promoted].groupby("category").size() > params.max_promos_per_category).any():
         violations.append("more promotions in a category than allowed")
-    return float(valued["profit"].sum()), spend, violations
+    return Valuation(
+        net_profit=week_profit - dip_cost, spend=spend, violations=violations, dip_cost=dip_cost,
+        cannibalization_cost=float((outcome["cannibalized_units"]
+                                    * (price - outcome["unit_cost"])).sum()))
 
 
 def simple_rule(forecasts: pd.DataFrame, products: pd.DataFrame, run: Run) -> pd.Series:
@@ -127,32 +161,39 @@ def simple_rule(forecasts: pd.DataFrame, products: pd.DataFrame, run: Run) -> pd
     return pd.Series(chosen, dtype=float)
 
 
+def oracle(truth_dir: Path, products: pd.DataFrame, run: Run) -> pd.Series:
+    """The planning MIP solved on the true curves, dip and cannibalization: discount per
+    product_id."""
+    curves = true_curves(truth_dir, products, run)
+    chosen = plan_discounts(curves, products, run.params,
+                            cannibalization_cap=true_caps(truth_dir)).chosen
+    return chosen.set_index("product_id")["discount_depth"]
+
+
 def score(run: Run, plan_lines: pd.DataFrame, forecasts: pd.DataFrame, products: pd.DataFrame,
           truth_dir: Path) -> list[PolicyScore]:
     """The four policies of a run scored on the ground truth."""
-    curves = true_curves(truth_dir, products, run)
-    economics = candidate_table(curves, products, run.params)
-    oracle = plan_discounts(curves, products, run.params).chosen
     depths = {
         "plan": plan_lines.set_index("product_id")["discount_depth"],
         "no_promotion": pd.Series(dtype=float),
         "simple_rule": simple_rule(forecasts, products, run),
-        "oracle": oracle.set_index("product_id")["discount_depth"],
+        "oracle": oracle(truth_dir, products, run),
     }
-    valued = {name: evaluate(depth[depth > 0], economics, products, run)
-              for name, depth in depths.items()}
-    none = valued["no_promotion"][0]
-    best_gain = valued["oracle"][0] - none
+    valued = {name: evaluate(depth, products, run, truth_dir) for name, depth in depths.items()}
+    none = valued["no_promotion"].net_profit
+    best_gain = valued["oracle"].net_profit - none
     scores = []
     for name in POLICIES:
-        profit, spend, violations = valued[name]
-        gain = profit - none
+        value = valued[name]
+        gain = value.net_profit - none
         scores.append(PolicyScore(
             policy=name, products_promoted=int((depths[name] > 0).sum()),
-            true_spend=round(spend, 2), budget=run.params.budget,
-            true_net_profit=round(profit, 2), true_incremental_profit=round(gain, 2),
+            true_spend=round(value.spend, 2), budget=run.params.budget,
+            true_net_profit=round(value.net_profit, 2), true_incremental_profit=round(gain, 2),
             efficiency=round(gain / best_gain, 4) if best_gain > 1e-9 else None,
-            violations=violations))
+            violations=value.violations, true_dip_cost=round(value.dip_cost, 2),
+            true_cannibalization_cost=round(value.cannibalization_cost -
+                                            valued["no_promotion"].cannibalization_cost, 2)))
     return scores
 
 
@@ -185,25 +226,28 @@ def publish_scores(run: Run, scores: list[PolicyScore], settings: Settings | Non
             cur.execute(
                 "insert into published.plan_scores (run_id, plan_week, dataset, policy, "
                 "products_promoted, true_spend, budget, within_budget, true_net_profit, "
-                "true_incremental_profit, efficiency, violations) "
-                "values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                "true_incremental_profit, efficiency, violations, true_dip_cost, "
+                "true_cannibalization_cost) "
+                "values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 (run.run_id, run.plan_week, run.params.dataset, item.policy,
                  item.products_promoted, item.true_spend, item.budget, item.within_budget,
                  item.true_net_profit, item.true_incremental_profit, item.efficiency,
-                 "; ".join(item.violations)))
+                 "; ".join(item.violations), item.true_dip_cost,
+                 item.true_cannibalization_cost))
         conn.commit()
 
 
 def table_lines(scores: list[PolicyScore]) -> list[str]:
     """The scores as a printed table."""
     header = (f"    {'policy':<13} {'promoted':>8} {'true spend':>11} {'true profit':>12} "
-              f"{'gain':>10} {'efficiency':>10}  constraints")
+              f"{'gain':>10} {'dip cost':>9} {'cannib.':>9} {'efficiency':>10}  constraints")
     lines = [header]
     for item in scores:
         efficiency = "" if item.efficiency is None else f"{item.efficiency:.2f}"
         lines.append(
             f"    {item.policy:<13} {item.products_promoted:>8} {item.true_spend:>11,.2f} "
             f"{item.true_net_profit:>12,.2f} {item.true_incremental_profit:>10,.2f} "
+            f"{item.true_dip_cost:>9,.2f} {item.true_cannibalization_cost:>9,.2f} "
             f"{efficiency:>10}  {'; '.join(item.violations) or 'all held'}")
     return lines
 

@@ -18,6 +18,7 @@ import json
 import logging
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,23 +26,34 @@ import pandas as pd
 
 from sources.synthetic.market import (
     CATEGORY_NAMES,
+    DIP_FLOOR,
+    DIP_WEIGHTS,
     HISTORY_END,
     HOLIDAY_BASE_LIFT,
     PRESETS,
+    TYPE_BUMP,
     Preset,
-    expected_units,
+    baseline_units,
+    cannibalization_share,
     holiday_calendar,
     holiday_lift_matrix,
     iso_week,
+    own_multiplier,
 )
 
 log = logging.getLogger("sources.synthetic.generate")
 
-PROMO_DEPTHS = np.array([0.10, 0.15, 0.20, 0.25, 0.30, 0.35, 0.40])
+PROMO_DEPTHS = np.array([0.05, 0.10, 0.15, 0.20, 0.25, 0.30, 0.35, 0.40])
+PROMO_DEPTH_PROBS = [0.12, 0.2, 0.2, 0.18, 0.12, 0.08, 0.05, 0.05]
+PROMO_DEPTH_PROBS_EVENT = [0.04, 0.08, 0.12, 0.16, 0.18, 0.16, 0.13, 0.13]  # deeper near events
 PROMO_TYPES = np.array(["price_cut", "display", "mailer"])
 PROMO_TYPE_PROBS = [0.6, 0.25, 0.15]
-PROMO_START_PROB = 0.05  # per product and week
-PROMO_HOLIDAY_FACTOR = 2.5  # promotions are more frequent in holiday weeks
+PROMO_TYPE_PROBS_POPULAR = [0.4, 0.35, 0.25]
+PROMO_START_PROB = 0.05  # per product and week, for a product of median popularity
+PROMO_HOLIDAY_FACTOR = 2.5  # promotions are more frequent in and just before event weeks
+PROMO_OVERSTOCK_FACTOR = 1.8  # ... and for products that ended last week overstocked
+OVERSTOCK_WEEKS = 2.5  # overstocked: more than this many weeks of baseline demand left
+SHORT_STOCK_SHARE = 0.1  # products kept chronically short of stock
 NB_SHAPE = 4.0  # gamma-Poisson shape: smaller is noisier
 NEW_LINE_PROB = 0.75  # each further unit starts a new line with this probability
 GUEST_SHARE = 0.07
@@ -117,6 +129,10 @@ def _categories(rng: np.random.Generator, preset: Preset) -> pd.DataFrame:
             "season_amplitude": rng.uniform(0.1, 0.45, n),
             "season_peak_week": rng.integers(1, 53, n),
             "price_scale": np.exp(rng.normal(np.log(30.0), 0.7, n)),
+            "saturation": rng.uniform(0.25, 0.6, n),
+            "visibility": rng.uniform(0.3, 1.2, n),
+            "cannibalization_rate": rng.uniform(0.2, 0.5, n),
+            "cannibalization_cap": rng.uniform(0.2, 0.4, n),
         }
     )
 
@@ -149,6 +165,9 @@ def _products(rng: np.random.Generator, preset: Preset, cats: pd.DataFrame) -> p
         cats["elasticity"].to_numpy()[cat_idx] + rng.normal(0.0, 0.25, n), 1.2, 4.5
     )
     base_units = np.exp(rng.normal(np.log(preset.base_units_median), 0.8, n))
+    dip_share = rng.uniform(0.15, 0.45, n)
+    short = rng.random(n) < SHORT_STOCK_SHARE
+    stock_cover = np.where(short, rng.uniform(0.7, 1.2, n), rng.uniform(1.6, 4.5, n))
     brand = BRANDS[rng.integers(0, len(BRANDS), n)].astype(object)
     brand[rng.random(n) < 0.05] = ""
     adjective = ADJECTIVES[rng.integers(0, len(ADJECTIVES), n)]
@@ -166,15 +185,18 @@ def _products(rng: np.random.Generator, preset: Preset, cats: pd.DataFrame) -> p
             "unit_cost": unit_cost,
             "elasticity": elasticity,
             "base_weekly_units": base_units,
+            "dip_share": dip_share,
+            "stock_cover": stock_cover,
         }
     )
 
 
 def _customers(
-    rng: np.random.Generator, preset: Preset, history_start: dt.date, n_categories: int
+    rng: np.random.Generator, preset: Preset, history_start: dt.date, history_end: dt.date,
+    n_categories: int,
 ) -> pd.DataFrame:
     n = preset.customers
-    history_days = (HISTORY_END - history_start).days + 1
+    history_days = (history_end - history_start).days + 1
     before = rng.random(n) < 0.6
     offset = np.where(before, -rng.integers(1, 3 * 365, n), rng.integers(0, history_days, n))
     signup = np.sort(np.datetime64(history_start) + offset.astype("timedelta64[D]"))
@@ -198,45 +220,130 @@ def _customers(
     )
 
 
-def _promotions(rng: np.random.Generator, week_is_holiday: np.ndarray, n_products: int):
-    """Non-overlapping 1-2 week promotions: depth [P, W], promotion index [P, W], table rows."""
-    n_weeks = len(week_is_holiday)
-    depth = np.zeros((n_products, n_weeks))
-    promo_idx = np.full((n_products, n_weeks), -1)
-    remaining = np.zeros(n_products, dtype=int)
-    rows: list[tuple[np.ndarray, int, np.ndarray, np.ndarray, np.ndarray]] = []
-    for w in range(n_weeks):
-        prob = PROMO_START_PROB * (PROMO_HOLIDAY_FACTOR if week_is_holiday[w] else 1.0)
-        u = rng.random(n_products)
-        duration = np.where(rng.random(n_products) < 0.7, 1, 2)
-        level = rng.integers(0, len(PROMO_DEPTHS), n_products)
-        kind = rng.choice(len(PROMO_TYPES), n_products, p=PROMO_TYPE_PROBS)
-        start = (remaining == 0) & (u < prob)
-        duration = np.minimum(duration, n_weeks - w)
-        products = np.flatnonzero(start)
-        rows.append(
-            (products, w, duration[products], PROMO_DEPTHS[level[products]], kind[products])
-        )
-        remaining[start] = duration[start]
-        active = remaining > 0
-        remaining[active] -= 1
-    counter = 0
-    for products, w, durations, depths, kinds in rows:
-        for k in range(len(products)):
-            p, d = products[k], durations[k]
-            depth[p, w : w + d] = depths[k]
-            promo_idx[p, w : w + d] = counter
-            counter += 1
-    table = pd.DataFrame(
-        {
-            "product": np.concatenate([r[0] for r in rows]),
-            "week": np.concatenate([np.full(len(r[0]), r[1]) for r in rows]),
-            "duration": np.concatenate([r[2] for r in rows]),
-            "discount_depth": np.concatenate([r[3] for r in rows]),
-            "promo_type": PROMO_TYPES[np.concatenate([r[4] for r in rows])],
-        }
+def _promotion_starts(
+    rng: np.random.Generator,
+    free: np.ndarray,
+    popularity: np.ndarray,
+    overstocked: np.ndarray,
+    event_soon: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Products starting a promotion this week: (starts, duration, depth, type index).
+
+    Confounded like a real history: popular and overstocked products are promoted more often,
+    more of them on display or in the mailer, and promotions are more frequent and deeper in
+    and just before event weeks.
+    """
+    n = len(free)
+    prob = PROMO_START_PROB * np.clip(popularity, 0.3, 3.0) ** 0.5
+    prob = prob * np.where(overstocked, PROMO_OVERSTOCK_FACTOR, 1.0)
+    prob = prob * (PROMO_HOLIDAY_FACTOR if event_soon else 1.0)
+    start = free & (rng.random(n) < prob)
+    duration = np.where(rng.random(n) < 0.7, 1, 2)
+    depth_probs = PROMO_DEPTH_PROBS_EVENT if event_soon else PROMO_DEPTH_PROBS
+    depth = PROMO_DEPTHS[rng.choice(len(PROMO_DEPTHS), n, p=depth_probs)]
+    popular = popularity > 1.5
+    kind = np.where(
+        popular,
+        rng.choice(len(PROMO_TYPES), n, p=PROMO_TYPE_PROBS_POPULAR),
+        rng.choice(len(PROMO_TYPES), n, p=PROMO_TYPE_PROBS),
     )
-    return depth, promo_idx, table
+    return start, duration, depth, kind
+
+
+@dataclass
+class History:
+    """The simulated weeks: what sold, what the market expected, the stock, the promotions."""
+
+    sold: np.ndarray  # [P, W] units sold (demand censored by stock)
+    expected: np.ndarray  # [P, W] expected demand after dips and cannibalization
+    stocked_out: np.ndarray  # [P, W] demand reached the stock on hand
+    end_stock: np.ndarray  # [P, W] on hand at the end of the week
+    depth: np.ndarray  # [P, W] discount depth of the week (0 = none)
+    promo_idx: np.ndarray  # [P, W] index into `promotions` (-1 = none)
+    promotions: pd.DataFrame  # product, week, duration, discount_depth, promo_type
+    carryover: np.ndarray  # [P, len(DIP_WEIGHTS)] dip units still due after the history
+
+
+def _simulate(
+    rng: np.random.Generator,
+    products: pd.DataFrame,
+    cats: pd.DataFrame,
+    season: np.ndarray,
+    hol: np.ndarray,
+    week_of_year: np.ndarray,
+) -> History:
+    """Week by week: promotions, own response, cannibalization, dips, demand, stock-outs."""
+    n, n_weeks = len(products), hol.shape[1]
+    cat_idx = products["cat_idx"].to_numpy()
+    n_cats = len(cats)
+    base = products["base_weekly_units"].to_numpy()
+    elasticity = products["elasticity"].to_numpy()
+    dip_share = products["dip_share"].to_numpy()
+    cover = products["stock_cover"].to_numpy()
+    saturation = cats["saturation"].to_numpy()[cat_idx]
+    visibility = cats["visibility"].to_numpy()[cat_idx]
+    rate = cats["cannibalization_rate"].to_numpy()
+    cap = cats["cannibalization_cap"].to_numpy()
+    popularity = base / np.median(base)
+    bumps = np.array([TYPE_BUMP[t] for t in PROMO_TYPES])
+    is_event = (hol != 1.0).any(axis=0)
+
+    shape = (n, n_weeks)
+    sold, expected = np.zeros(shape, dtype=np.int64), np.zeros(shape)
+    stocked_out, end_stock = np.zeros(shape, dtype=bool), np.zeros(shape, dtype=np.int64)
+    depth, promo_idx = np.zeros(shape), np.full(shape, -1)
+    dip_due = np.zeros((n, n_weeks + len(DIP_WEIGHTS)))
+    remaining = np.zeros(n, dtype=int)
+    current_depth, current_kind, current_idx = np.zeros(n), np.zeros(n, dtype=int), np.full(n, -1)
+    overstocked = np.zeros(n, dtype=bool)
+    rows: list[pd.DataFrame] = []
+    counter = 0
+    for w in range(n_weeks):
+        baseline = baseline_units(base, season[cat_idx, week_of_year[w]], hol[cat_idx, w])
+        event_soon = bool(is_event[w] or (w + 1 < n_weeks and is_event[w + 1]))
+        start, duration, new_depth, new_kind = _promotion_starts(
+            rng, remaining == 0, popularity, overstocked, event_soon
+        )
+        started = np.flatnonzero(start)
+        duration = np.minimum(duration, n_weeks - w)
+        remaining[start] = duration[start]
+        current_depth[start], current_kind[start] = new_depth[start], new_kind[start]
+        current_idx[start] = counter + np.arange(len(started))
+        counter += len(started)
+        rows.append(pd.DataFrame({
+            "product": started, "week": w, "duration": duration[started],
+            "discount_depth": new_depth[started], "promo_type": PROMO_TYPES[new_kind[started]],
+        }))
+        active = remaining > 0
+        d = np.where(active, current_depth, 0.0)
+        depth[:, w], promo_idx[:, w] = d, np.where(active, current_idx, -1)
+        remaining[active] -= 1
+
+        multiplier = own_multiplier(elasticity, saturation, visibility, d,
+                                    np.where(active, bumps[current_kind], 0.0))
+        own = baseline * multiplier
+        extra = own - baseline
+        category_extra = np.bincount(cat_idx, extra, n_cats)
+        category_baseline = np.bincount(cat_idx, baseline, n_cats)
+        share = cannibalization_share(category_extra, category_baseline, rate, cap)
+        mean = own - share[cat_idx] * baseline
+        mean = np.maximum(DIP_FLOOR * mean, mean - dip_due[:, w])
+        dip_due[:, w + 1 : w + 1 + len(DIP_WEIGHTS)] += (dip_share * extra)[:, None] * DIP_WEIGHTS
+        demand = rng.poisson(mean * rng.gamma(NB_SHAPE, 1.0 / NB_SHAPE, n))
+        # order-up-to stock; the retailer foresees a promotion's lift only in part
+        foresight = np.where(active, rng.uniform(0.5, 1.3, n), 0.0)
+        level = cover * rng.uniform(0.8, 1.25, n) * baseline * (1.0 + (multiplier - 1) * foresight)
+        stock = np.maximum(np.ceil(level), 1).astype(np.int64)
+        sold[:, w] = np.minimum(demand, stock)
+        stocked_out[:, w] = demand >= stock
+        end_stock[:, w] = stock - sold[:, w]
+        expected[:, w] = mean
+        overstocked = end_stock[:, w] > OVERSTOCK_WEEKS * baseline
+    return History(
+        sold=sold, expected=expected, stocked_out=stocked_out, end_stock=end_stock, depth=depth,
+        promo_idx=promo_idx, promotions=pd.concat(rows, ignore_index=True),
+        carryover=dip_due[:, n_weeks:],
+    )
 
 
 def _assign_customers(
@@ -266,10 +373,17 @@ def _assign_customers(
     return out
 
 
-def generate(preset: str, out_dir: Path, truth_dir: Path, seed: int = 42) -> dict[str, int]:
-    """Write the landing files to out_dir and the ground truth to truth_dir; rows per table."""
+def generate(preset: str, out_dir: Path, truth_dir: Path, seed: int = 42,
+             history_end: dt.date = HISTORY_END) -> dict[str, int]:
+    """Write the landing files to out_dir and the ground truth to truth_dir; rows per table.
+
+    history_end is the last day of history (a Sunday); the plan week is the Monday after.
+    """
     if preset not in PRESETS:
         raise GenerateError(f"Unknown preset '{preset}'; choose one of {', '.join(PRESETS)}.")
+    if history_end.weekday() != 6:
+        raise GenerateError(f"history_end {history_end} is not a Sunday; the plan week starts "
+                            "on the Monday after it.")
     started = time.perf_counter()
     cfg = PRESETS[preset]
     out_dir, truth_dir = Path(out_dir), Path(truth_dir)
@@ -277,7 +391,7 @@ def generate(preset: str, out_dir: Path, truth_dir: Path, seed: int = 42) -> dic
     truth_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
 
-    history_start = HISTORY_END - dt.timedelta(days=7 * cfg.weeks - 1)
+    history_start = history_end - dt.timedelta(days=7 * cfg.weeks - 1)
     week_starts = [history_start + dt.timedelta(days=7 * k) for k in range(cfg.weeks)]
     week_of_year = np.array([iso_week(w) for w in week_starts])
 
@@ -286,20 +400,15 @@ def generate(preset: str, out_dir: Path, truth_dir: Path, seed: int = 42) -> dic
     season = _seasonality(cats)
     lifts = _holiday_lifts(rng, cats)
     products = _products(rng, cfg, cats)
-    customers = _customers(rng, cfg, history_start, cfg.categories)
+    customers = _customers(rng, cfg, history_start, history_end, cfg.categories)
 
-    # --- product-week demand ---------------------------------------------------------------
+    # --- product-week demand, week by week (dips, cannibalization and stock carry over) -----
     hol = holiday_lift_matrix(lifts, categories, week_starts)  # [C, W]
-    depth, promo_idx, promos = _promotions(rng, (hol != 1.0).any(axis=0), cfg.products)
-    cat_idx = products["cat_idx"].to_numpy()
-    mu = expected_units(
-        products["base_weekly_units"].to_numpy()[:, None],
-        products["elasticity"].to_numpy()[:, None],
-        season[cat_idx][:, week_of_year],
-        hol[cat_idx],
-        depth,
+    history = _simulate(rng, products, cats, season, hol, week_of_year)
+    depth, promo_idx, promos, units = (
+        history.depth, history.promo_idx, history.promotions, history.sold
     )
-    units = rng.poisson(mu * rng.gamma(NB_SHAPE, 1.0 / NB_SHAPE, mu.shape))
+    cat_idx = products["cat_idx"].to_numpy()
 
     # --- units -> lines (consecutive units of a product-week share a line) ------------------
     flat_units = units.ravel()
@@ -464,8 +573,8 @@ def generate(preset: str, out_dir: Path, truth_dir: Path, seed: int = 42) -> dic
                 "promo_type": promos["promo_type"],
             }
         ),
-        "inventory": _inventory(rng, products, units, HISTORY_END),
-        "holidays": holiday_calendar(history_start.year, HISTORY_END.year + 1).assign(
+        "inventory": _inventory(products, history.end_stock, week_starts),
+        "holidays": holiday_calendar(history_start.year, history_end.year + 1).assign(
             holiday_date=lambda d: pd.to_datetime(d["holiday_date"]).dt.strftime("%Y-%m-%d")
         ),
     }
@@ -487,6 +596,9 @@ def generate(preset: str, out_dir: Path, truth_dir: Path, seed: int = 42) -> dic
         products,
         customers,
         counts,
+        history,
+        week_starts,
+        history_end,
     )
     log.info(
         "Generated preset %s (seed %s) in %.1fs: %s",
@@ -511,17 +623,15 @@ def _store_of_orders(orders: pd.DataFrame, customers: pd.DataFrame) -> np.ndarra
 
 
 def _inventory(
-    rng: np.random.Generator, products: pd.DataFrame, units: np.ndarray, snapshot: dt.date
+    products: pd.DataFrame, end_stock: np.ndarray, week_starts: list[dt.date]
 ) -> pd.DataFrame:
-    """On hand around 1.5-6 weeks of recent demand, about 10% of products nearly out."""
-    n = len(products)
-    recent = units[:, -4:].mean(axis=1) + 0.5
-    cover = np.where(rng.random(n) < 0.1, rng.uniform(0.0, 0.5, n), rng.uniform(1.5, 6.0, n))
+    """On hand at the end of every week (its Sunday); 0 means the week sold out."""
+    sundays = [(w + dt.timedelta(days=6)).isoformat() for w in week_starts]
     return pd.DataFrame(
         {
-            "product_id": products["product_id"],
-            "snapshot_date": snapshot.isoformat(),
-            "on_hand_units": np.round(recent * cover).astype(int),
+            "product_id": np.repeat(products["product_id"].to_numpy(), len(week_starts)),
+            "snapshot_date": np.tile(sundays, len(products)),
+            "on_hand_units": end_stock.ravel(),
         }
     )
 
@@ -538,13 +648,38 @@ def _write_truth(
     products: pd.DataFrame,
     customers: pd.DataFrame,
     counts: dict[str, int],
+    history: History,
+    week_starts: list[dt.date],
+    history_end: dt.date,
 ) -> None:
     categories = list(cats["category"])
     _write_csv(
         products[
-            ["product_id", "category", "base_weekly_units", "elasticity", "list_price", "unit_cost"]
+            ["product_id", "category", "base_weekly_units", "elasticity", "dip_share",
+             "stock_cover", "list_price", "unit_cost"]
         ].round(6),
         truth_dir / "products_truth.csv",
+    )
+    ids = products["product_id"].to_numpy()
+    _write_csv(
+        pd.DataFrame({
+            "product_id": np.repeat(ids, len(week_starts)),
+            "week_start": np.tile([w.isoformat() for w in week_starts], len(ids)),
+            "expected_units": history.expected.ravel().round(6),
+            "sold_units": history.sold.ravel(),
+            "stocked_out": history.stocked_out.ravel(),
+        }),
+        truth_dir / "history_truth.csv",
+    )
+    after = [(history_end + dt.timedelta(days=1 + 7 * k)).isoformat()
+             for k in range(history.carryover.shape[1])]
+    _write_csv(
+        pd.DataFrame({
+            "product_id": np.repeat(ids, len(after)),
+            "week_start": np.tile(after, len(ids)),
+            "dip_units": history.carryover.ravel().round(6),
+        }),
+        truth_dir / "carryover_truth.csv",
     )
     woy = np.arange(1, 54)
     _write_csv(
@@ -576,18 +711,29 @@ def _write_truth(
         "seed": seed,
         "sizes": cfg.__dict__,
         "history_start": history_start.isoformat(),
-        "history_end": HISTORY_END.isoformat(),
-        "plan_week": (HISTORY_END + dt.timedelta(days=1)).isoformat(),
-        "demand": "base_weekly_units * seasonality[category, iso_week] * holiday_lift"
-        "[category, holidays in week] * (1 - discount_depth) ** (-elasticity)",
+        "history_end": history_end.isoformat(),
+        "plan_week": (history_end + dt.timedelta(days=1)).isoformat(),
+        "demand": "see docs/market.md: baseline * own_multiplier(depth, type) - cannibalization "
+        "share * baseline, then the dip of earlier promotions, gamma-Poisson noise, censored "
+        "by the stock on hand",
+        "type_bump": TYPE_BUMP,
+        "dip_weights": DIP_WEIGHTS.tolist(),
+        "dip_floor": DIP_FLOOR,
         "noise": {"kind": "gamma-poisson", "shape": NB_SHAPE},
         "promotions": {
             "start_prob": PROMO_START_PROB,
             "holiday_factor": PROMO_HOLIDAY_FACTOR,
+            "overstock_factor": PROMO_OVERSTOCK_FACTOR,
+            "overstock_weeks": OVERSTOCK_WEEKS,
             "depths": PROMO_DEPTHS.tolist(),
+            "depth_probs": PROMO_DEPTH_PROBS,
+            "depth_probs_event": PROMO_DEPTH_PROBS_EVENT,
             "types": PROMO_TYPES.tolist(),
             "type_probs": PROMO_TYPE_PROBS,
+            "type_probs_popular": PROMO_TYPE_PROBS_POPULAR,
         },
+        "stock": {"short_share": SHORT_STOCK_SHARE,
+                  "stocked_out_share": round(float(history.stocked_out.mean()), 4)},
         "holiday_base_lift": HOLIDAY_BASE_LIFT,
         "guest_share": GUEST_SHARE,
         "return_share": RETURN_SHARE,
@@ -606,9 +752,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, type=Path, help="landing folder to write")
     parser.add_argument("--truth", required=True, type=Path, help="ground-truth folder to write")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--history-end", type=dt.date.fromisoformat, default=HISTORY_END,
+                        help=f"last day of history, a Sunday (default {HISTORY_END})")
     args = parser.parse_args(argv)
     try:
-        generate(args.preset, args.out, args.truth, args.seed)
+        generate(args.preset, args.out, args.truth, args.seed, args.history_end)
     except GenerateError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,12 +1,14 @@
 """The demand model of the synthetic market, shared by the generator and the truth oracle.
 
-Expected weekly units of a product are
+docs/market.md gives the functional forms and their sources. In short, a product's baseline is
 
     base_weekly_units * seasonality[category, iso_week] * holiday_lift[category, week]
-        * (1 - discount_depth) ** (-elasticity)
 
-where the holiday lift multiplies the lifts of every holiday whose date falls in the
-Monday-start week. Realized units add gamma-Poisson noise around that mean.
+where the holiday lift multiplies the lifts of every holiday whose date falls in the Monday-start
+week. A promotion at depth d of type t multiplies it by `own_multiplier` (a saturating price
+response times a visibility bump); the extra units it makes take demand from the product's next
+weeks (`DIP_WEIGHTS`, the post-promotion dip) and from its category (`cannibalization_share`).
+Realized units add gamma-Poisson noise around the mean and are censored by the stock on hand.
 """
 
 from __future__ import annotations
@@ -116,13 +118,65 @@ def iso_week(day: dt.date) -> int:
     return day.isocalendar()[1]
 
 
+#: Promotion type -> visibility bump on top of the price response (a plain price cut has none).
+TYPE_BUMP = {"price_cut": 0.0, "display": 0.35, "mailer": 0.5, "coupon": 0.1}
+#: Share of a promotion's dip (stockpiled units) falling in each of the next three weeks.
+DIP_WEIGHTS = np.array([0.6, 0.3, 0.1])
+#: A week never loses more than this share of its demand to earlier promotions (dip floor).
+DIP_FLOOR = 0.2
+
+
+def baseline_units(
+    base_units: np.ndarray, seasonality: np.ndarray, holiday_lift: np.ndarray
+) -> np.ndarray:
+    """Expected units without any promotion; every argument broadcasts."""
+    return base_units * seasonality * holiday_lift
+
+
+def own_multiplier(
+    elasticity: np.ndarray,
+    saturation: np.ndarray,
+    visibility: np.ndarray,
+    discount_depth: np.ndarray | float,
+    type_bump: np.ndarray | float = 0.0,
+) -> np.ndarray:
+    """Demand multiplier of a product's own promotion (1 at depth 0); every argument broadcasts.
+
+    exp(elasticity * s * tanh(x / s)) * (1 + type_bump + visibility * d) for d > 0, where
+    x = -log(1 - d) is the log price cut and s the saturation scale: small cuts act at the full
+    elasticity, deep ones flatten out (the response saturates).
+    """
+    depth = np.clip(np.asarray(discount_depth, dtype=float), 0.0, 0.95)
+    x = -np.log1p(-depth)
+    price = np.exp(elasticity * saturation * np.tanh(x / saturation))
+    bump = np.where(depth > 0, 1.0 + type_bump + visibility * depth, 1.0)
+    return price * bump
+
+
+def cannibalization_share(
+    extra_units: np.ndarray, category_baseline: np.ndarray, rate: np.ndarray, cap: np.ndarray
+) -> np.ndarray:
+    """Share of every product's baseline its category loses to the category's promotions.
+
+    min(cap, rate * extra_units / category_baseline): a share `rate` of the promoted products'
+    extra units is switched from the category's demand, pro rata, at most `cap` of it.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = np.where(category_baseline > 0, rate * extra_units / category_baseline, 0.0)
+    return np.minimum(cap, share)
+
+
 def expected_units(
     base_units: np.ndarray,
     elasticity: np.ndarray,
     seasonality: np.ndarray,
     holiday_lift: np.ndarray,
     discount_depth: np.ndarray | float,
+    saturation: np.ndarray | float = 1.0,
+    visibility: np.ndarray | float = 0.0,
+    type_bump: np.ndarray | float = 0.0,
 ) -> np.ndarray:
-    """The demand formula; every argument broadcasts."""
-    depth = np.clip(np.asarray(discount_depth, dtype=float), 0.0, 0.95)
-    return base_units * seasonality * holiday_lift * (1.0 - depth) ** (-elasticity)
+    """A product's own expected units at a discount (no dip, no cannibalization); broadcasts."""
+    return baseline_units(base_units, seasonality, holiday_lift) * own_multiplier(
+        elasticity, saturation, visibility, discount_depth, type_bump
+    )

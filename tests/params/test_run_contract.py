@@ -107,7 +107,7 @@ def test_planner_offers_exactly_the_contract_levels() -> None:
                              "unit_cost": [2.0], "on_hand_units": [100]})
     levels = candidate_table(forecasts, products, params)["discount_depth"]
     assert tuple(levels) == params.discount_levels
-    assert RunParams().discount_levels == (0.0, 0.1, 0.2, 0.3)
+    assert RunParams().discount_levels == (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3)
 
 
 def test_plan_records_and_publishes_every_plan_parameter() -> None:

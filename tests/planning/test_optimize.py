@@ -55,13 +55,17 @@ def test_mip_beats_or_matches_greedy_by_profit_per_cost():
     products, forecasts = _market(n_products=30, seed=3)
     params = RunParams(plan_week=WEEK, budget=500.0, max_promos_per_category=30, margin_floor=0.0)
     cand = candidate_table(forecasts, products, params)
-    chosen = plan_discounts(forecasts, products, params).chosen
-    # greedy: best ratio first, one level per product
+    solution = plan_discounts(forecasts, products, params)
+    chosen = solution.chosen
+    # the budget holds at 90% confidence: the solver's budget row is tighter than the budget
+    assert solution.spend <= solution.budget_row + 1e-6 < 500.0
+    assert solution.spend_at_confidence <= 500.0 + 1e-6
+    # greedy: best ratio first, one level per product, in the same budget row
     promo = cand[(cand["discount_depth"] > 0) & (cand["incremental_profit"] > 0)].copy()
     promo["ratio"] = promo["incremental_profit"] / promo["promotion_cost"]
     spent, profit, used = 0.0, 0.0, set()
     for row in promo.sort_values("ratio", ascending=False).itertuples():
-        if row.product_id not in used and spent + row.promotion_cost <= 500.0:
+        if row.product_id not in used and spent + row.promotion_cost <= solution.budget_row:
             used.add(row.product_id)
             spent += row.promotion_cost
             profit += row.incremental_profit
@@ -128,3 +132,67 @@ def test_no_plan_within_the_time_limit_is_an_error_not_an_empty_plan():
     params = RunParams(plan_week=WEEK, budget=2000.0, max_promos_per_category=100)
     with pytest.raises(PlanningError, match="no plan within"):
         solve(candidate_table(forecasts, products, params), params, time_limit_s=1e-6)
+
+
+def _one_category(dip: dict, cannibalized: dict, on_hand: int = 1000):
+    """Two products of one category; units 10 at list price, +6 per 10% off (P10 = P90 = P50)."""
+    products = pd.DataFrame({"product_id": [1, 2], "product_name": ["a", "b"],
+                             "category": ["c", "c"], "list_price": [10.0, 10.0],
+                             "unit_cost": [4.0, 4.0], "on_hand_units": [on_hand, on_hand]})
+    rows = []
+    for p in (1, 2):
+        for d in (0.0, 0.1, 0.2, 0.3):
+            u = 10.0 + 60.0 * d
+            rows.append((p, WEEK, d, u, u, u, dip.get((p, d), 0.0),
+                         cannibalized.get((p, d), 0.0)))
+    return products, pd.DataFrame(rows, columns=[
+        "product_id", "week_start", "discount_depth", "units_p10", "units_p50", "units_p90",
+        "dip_units", "cannibalized_units"])
+
+
+def _levels(solution) -> dict:
+    return solution.chosen.set_index("product_id")["discount_depth"].to_dict()
+
+
+def test_the_dip_moves_the_choice_to_a_shallower_level():
+    params = RunParams(plan_week=WEEK, budget=1e6, max_discount=0.3, discount_step=0.1,
+                       margin_floor=0.0, max_promos_per_category=2)
+    # vs 60.0 at list price: 10% off 16 x 5 = +20, 20% off 22 x 4 = +28, 30% off 28 x 3 = +24
+    products, forecasts = _one_category({}, {})
+    assert _levels(plan_discounts(forecasts, products, params)) == {1: 0.2, 2: 0.2}
+    # stockpiling: 20% off takes 2 units (12.0 of list margin) from product 1's next weeks
+    products, forecasts = _one_category({(1, 0.1): 0.5, (1, 0.2): 2.0, (1, 0.3): 3.0}, {})
+    solution = plan_discounts(forecasts, products, params)
+    assert _levels(solution) == {1: 0.1, 2: 0.2}
+    line = solution.chosen.set_index("product_id").loc[1]
+    assert line["dip_cost"] == pytest.approx(3.0) and line["incremental_profit"] == \
+        pytest.approx(17.0)
+
+
+def test_cannibalization_is_a_term_of_the_program_with_its_cap():
+    params = RunParams(plan_week=WEEK, budget=1e6, max_discount=0.3, discount_step=0.1,
+                       margin_floor=0.0, max_promos_per_category=2)
+    # each takes units from its sibling (valued at the category's list margin, 6 a unit)
+    steal = {(p, d): u for p in (1, 2) for d, u in ((0.1, 0.5), (0.2, 2.5), (0.3, 3.5))}
+    products, forecasts = _one_category({}, steal)
+    solution = plan_discounts(forecasts, products, params, cannibalization_cap=1.0)
+    # uncapped: 10% off 20 - 3 = 17, 20% off 28 - 15 = 13, 30% off 24 - 21 = 3
+    assert _levels(solution) == {1: 0.1, 2: 0.1}
+    assert solution.objective == pytest.approx(2 * 17.0, abs=1e-6)
+    # the siblings can lose at most 5% of the category's 20 baseline units (1 unit, 6.0)
+    capped = plan_discounts(forecasts, products, params, cannibalization_cap=0.05)
+    assert _levels(capped) == {1: 0.2, 2: 0.2}
+    assert capped.objective == pytest.approx(2 * 28.0 - 6.0, abs=1e-6)
+
+
+def test_binding_constraints_are_named():
+    products, forecasts = _one_category({}, {})
+    params = RunParams(plan_week=WEEK, budget=1e6, max_discount=0.3, discount_step=0.1,
+                       margin_floor=0.0, max_promos_per_category=1)
+    reasons = plan_discounts(forecasts, products, params).chosen["binding_constraint"]
+    assert sorted(reasons) == ["category limit (1)", "most profitable level"]
+    tight = RunParams(plan_week=WEEK, budget=20.0, max_discount=0.3, discount_step=0.1,
+                      margin_floor=0.0, max_promos_per_category=2)
+    solution = plan_discounts(forecasts, products, tight)
+    assert solution.spend <= 20.0 + 1e-6
+    assert "budget" in set(solution.chosen["binding_constraint"])

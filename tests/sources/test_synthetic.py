@@ -120,31 +120,91 @@ def test_promotions_lift_sales_and_seasonality_shows(market) -> None:
     assert big and np.mean(big) > 1.2 * weekly.median()
 
 
-def test_truth_oracle_matches_generated_demand(market) -> None:
-    landing, truth_dir, _ = market
-    sales = _product_weeks(landing)
+def _history(landing: Path, truth_dir: Path) -> pd.DataFrame:
+    history = pd.read_csv(truth_dir / "history_truth.csv", parse_dates=["week_start"])
     promos = pd.read_csv(landing / "promotions.csv", parse_dates=["start_date", "end_date"])
-    expected_total = 0.0
-    for week, group in sales.groupby("week"):
-        active = promos[(promos["start_date"] <= week) & (promos["end_date"] >= week)]
-        depth = group["product_id"].map(active.set_index("product_id")["discount_depth"])
-        expected_total += truth.expected_units(
-            truth_dir, group["product_id"], week.date(), depth.fillna(0.0).to_numpy()
-        ).sum()
-    actual_total = sales["units"].sum()
-    assert abs(expected_total / actual_total - 1) < 0.05
+    weeks = [promos.assign(week_start=promos["start_date"] + pd.Timedelta(days=7 * k))
+             for k in range(2)]
+    active = pd.concat(weeks)
+    active = active[active["week_start"] <= active["end_date"]]
+    history = history.merge(active[["product_id", "week_start", "discount_depth"]],
+                            on=["product_id", "week_start"], how="left")
+    history["discount_depth"] = history["discount_depth"].fillna(0.0)
+    products = pd.read_csv(truth_dir / "products_truth.csv")
+    history = history.merge(products[["product_id", "category"]], on="product_id")
+    history["baseline"] = 0.0
+    for week, rows in history.groupby("week_start"):
+        history.loc[rows.index, "baseline"] = truth.baseline_units(
+            truth_dir, rows["product_id"], week.date())
+    return history.sort_values(["product_id", "week_start"]).reset_index(drop=True)
 
-    product = int(sales["product_id"].iloc[0])
-    levels = truth.expected_units(truth_dir, [product] * 3, "2026-11-16", [0.0, 0.1, 0.3])
-    assert levels[0] < levels[1] < levels[2]
+
+def test_history_has_dips_cannibalization_and_stock_outs(market) -> None:
+    landing, truth_dir, _ = market
+    history = _history(landing, truth_dir)
+    ratio = history["expected_units"] / history["baseline"]
+    promoted = history["discount_depth"] > 0
+    by_product = history.groupby("product_id")
+    after = (by_product["discount_depth"].shift(1) > 0) & ~promoted
+    category_busy = history.groupby(["category", "week_start"])["discount_depth"].transform(
+        lambda d: (d > 0).sum()) > 0
+    quiet = ~promoted & ~after & ~(by_product["discount_depth"].shift(2) > 0) & \
+        ~(by_product["discount_depth"].shift(3) > 0)
+    # the week after a promotion lost demand to it (pantry loading)
+    assert (ratio[after] < 1 - 1e-9).all()
+    # a product neither promoted nor dipping loses demand to its promoted siblings ...
+    assert (ratio[quiet & category_busy] < 1 - 1e-9).all()
+    # ... and is exactly at its baseline when nothing in its category is promoted
+    np.testing.assert_allclose(ratio[quiet & ~category_busy], 1.0, atol=1e-4)
+    assert (ratio[promoted] > 1).mean() > 0.9
+    # stock-outs censor sales; the weekly snapshot says so with 0 on hand
+    inventory = pd.read_csv(landing / "inventory.csv", parse_dates=["snapshot_date"])
+    assert len(inventory) == len(history)
+    inventory["week_start"] = inventory["snapshot_date"] - pd.Timedelta(days=6)
+    merged = history.merge(inventory, on=["product_id", "week_start"])
+    assert ((merged["on_hand_units"] == 0) == merged["stocked_out"]).all()
+    assert 0.02 < history["stocked_out"].mean() < 0.2
+    assert history.loc[promoted, "stocked_out"].mean() > history.loc[~promoted, "stocked_out"].mean()
+    # recorded sales are the demand, censored
+    assert history["sold_units"].sum() < history["expected_units"].sum()
+    assert history["sold_units"].sum() > 0.8 * history["expected_units"].sum()
+
+
+def test_history_promotions_are_confounded(market) -> None:
+    landing, truth_dir, _ = market
+    products = pd.read_csv(truth_dir / "products_truth.csv").set_index("product_id")
+    promos = pd.read_csv(landing / "promotions.csv")
+    count = promos.groupby("product_id").size().reindex(products.index, fill_value=0)
+    assert np.corrcoef(np.log(products["base_weekly_units"]), count)[0, 1] > 0.2
+
+
+def test_truth_response_saturates_and_plans_cannibalize(market) -> None:
+    _, truth_dir, _ = market
+    products = pd.read_csv(truth_dir / "products_truth.csv")
+    product = int(products["product_id"].iloc[0])
+    levels = truth.expected_units(truth_dir, [product] * 4, "2026-11-16", [0.0, 0.1, 0.2, 0.4])
+    assert levels[0] < levels[1] < levels[2] < levels[3]
+    elasticity = float(products["elasticity"].iloc[0])
+    assert levels[3] / levels[0] < 0.6 ** -elasticity  # below the constant-elasticity lift
     with pytest.raises(ValueError, match="not a Monday"):
         truth.expected_units(truth_dir, [product], "2026-11-17")
+    category = products.loc[products["product_id"] == product, "category"].item()
+    outcome = truth.plan_outcome(truth_dir, "2026-11-16", pd.Series({product: 0.3}))
+    siblings = outcome[(outcome["category"] == category) & (outcome["product_id"] != product)]
+    others = outcome[outcome["category"] != category]
+    assert (siblings["cannibalized_units"] > 0).all() and (others["cannibalized_units"] == 0).all()
+    line = outcome.set_index("product_id").loc[product]
+    assert line["dip_units"] > 0 and line["units"] > line["baseline_units"]
+    nothing = truth.plan_outcome(truth_dir, "2026-11-16", pd.Series(dtype=float))
+    np.testing.assert_allclose(nothing["units"], nothing["baseline_units"])
+    assert (nothing["dip_units"] == 0).all()
 
 
 def test_ground_truth_files(market) -> None:
     _, truth_dir, _ = market
     products = pd.read_csv(truth_dir / "products_truth.csv")
-    assert {"product_id", "base_weekly_units", "elasticity", "category"} <= set(products.columns)
+    assert {"product_id", "base_weekly_units", "elasticity", "category", "dip_share",
+            "stock_cover"} <= set(products.columns)
     assert products["elasticity"].between(1.2, 4.5).all()
     customers = pd.read_csv(truth_dir / "customers_truth.csv")
     assert {"customer_id", "discount_sensitivity", "favourite_category"} <= set(customers.columns)
@@ -152,3 +212,17 @@ def test_ground_truth_files(market) -> None:
     assert len(seasonality) == 4 * 53
     assert (truth_dir / "generator.json").exists()
     assert (truth_dir / "holiday_lifts_truth.csv").exists()
+    categories = pd.read_csv(truth_dir / "categories_truth.csv")
+    assert {"saturation", "visibility", "cannibalization_rate", "cannibalization_cap"} <= set(
+        categories.columns)
+    carryover = pd.read_csv(truth_dir / "carryover_truth.csv")
+    assert len(carryover) == 3 * len(products) and (carryover["dip_units"] >= 0).all()
+
+
+def test_history_end_moves_the_plan_week(tmp_path: Path) -> None:
+    generate("tiny", tmp_path / "l", tmp_path / "t", seed=1, history_end=dt.date(2026, 11, 22))
+    orders = pd.read_csv(tmp_path / "l" / "orders.csv", parse_dates=["ordered_at"])
+    assert orders["ordered_at"].max().date() <= dt.date(2026, 11, 22)
+    assert orders["ordered_at"].max().date() > dt.date(2026, 11, 15)
+    with pytest.raises(GenerateError, match="not a Sunday"):
+        generate("tiny", tmp_path / "l", tmp_path / "t", history_end=dt.date(2026, 11, 21))
