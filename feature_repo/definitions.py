@@ -119,6 +119,32 @@ def feature_views(settings: Settings) -> dict[str, FeatureView]:
             Field(name="is_promoted", dtype=Bool,
                   description="The week is promoted (false in the plan week)."),
             Field(name="list_price", dtype=Float64, description="The week's list price."),
+            Field(name="discount_depth_lag_1", dtype=Float64,
+                  description="Realized discount depth 1 week before (0 when none)."),
+            Field(name="discount_depth_lag_2", dtype=Float64,
+                  description="Realized discount depth 2 weeks before (0 when none)."),
+            Field(name="discount_depth_lag_3", dtype=Float64,
+                  description="Realized discount depth 3 weeks before (0 when none)."),
+            Field(name="promo_display", dtype=Float64,
+                  description="1.0 when a display promotion overlaps the week (0 in the plan "
+                  "week)."),
+            Field(name="promo_mailer", dtype=Float64,
+                  description="1.0 when a mailer promotion overlaps the week (0 in the plan "
+                  "week)."),
+            Field(name="promo_coupon", dtype=Float64,
+                  description="1.0 when a coupon promotion overlaps the week (0 in the plan "
+                  "week)."),
+            Field(name="category_promo_pressure", dtype=Float64,
+                  description="Sum over the other promoted products of the category of their "
+                  "12-week unit share times their discount depth (0 in the plan week)."),
+            Field(name="category_promo_count", dtype=Float64,
+                  description="Other products of the category promoted in the week (0 in the "
+                  "plan week)."),
+            Field(name="is_stocked_out", dtype=Float64,
+                  description="1.0 when a snapshot of the week shows 0 on hand (0 in the plan "
+                  "week)."),
+            Field(name="stocked_out_lag_1", dtype=Float64,
+                  description="is_stocked_out of the week before."),
         ],
         source=source(settings, "product_week_features"),
         online=True,

@@ -19,9 +19,12 @@ Gates:
   previous run's from the same landing folder and file (another dataset starts afresh).
 - marts: keys, ranges and allowed sets of order_lines, customers, products and
   product_week_sales.
-- features: keys and ranges of the three feature tables, no feature row after the plan week,
-  and no feature computed from the future: every product-week row's `units_lag_1` equals the
-  units of the week before in marts.product_week_sales (0 before the first week of data).
+- features: keys and ranges of the three feature tables (discount lags, promo type and
+  stock-out flags, category promotion pressure and count of product_week_features included),
+  no feature row after the plan week, and no feature computed from the future: every
+  product-week row's `units_lag_1` equals the units of the week before in
+  marts.product_week_sales (0 before the first week of data), and the plan week's rows carry
+  none of the week's own promotion or stock covariates (all 0 / false).
 """
 
 from __future__ import annotations
@@ -48,6 +51,16 @@ MARTS_TABLE = "product_week_sales"
 FEATURES_TABLE = "product_week_features"
 FEATURE_TABLES = ("customer_features", "product_features", "product_week_features")
 FEATURE_LAG_COLUMNS = ("units_lag_1", "units_lag_2", "units_lag_4", "units_lag_52")
+FEATURE_DISCOUNT_LAG_COLUMNS = ("discount_depth_lag_1", "discount_depth_lag_2",
+                                "discount_depth_lag_3")
+FEATURE_FLAG_COLUMNS = ("promo_display", "promo_mailer", "promo_coupon", "is_stocked_out",
+                        "stocked_out_lag_1")
+# the week's own covariates: realized in the past, 0 / false in the plan week
+PLAN_WEEK_ZERO_COLUMNS = ("discount_depth", "is_promoted", "promo_display", "promo_mailer",
+                          "promo_coupon", "category_promo_pressure", "category_promo_count",
+                          "is_stocked_out")
+MARTS_FLAG_COLUMNS = ("is_promoted", "promo_price_cut", "promo_display", "promo_mailer",
+                      "promo_coupon", "is_stocked_out")
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:+-]+$")
 
 
@@ -144,7 +157,8 @@ def marts_expectations() -> list[Any]:
             column="discount_depth", min_value=0, max_value=1, strict_max=True
         ),
         gxe.ExpectColumnValuesToBeBetween(column="avg_paid_price", min_value=0),
-        gxe.ExpectColumnValuesToBeInSet(column="is_promoted", value_set=[True, False]),
+        *[gxe.ExpectColumnValuesToBeInSet(column=name, value_set=[True, False])
+          for name in MARTS_FLAG_COLUMNS],
     ]
 
 
@@ -189,12 +203,22 @@ def features_expectations() -> list[Any]:
         gxe.ExpectColumnValuesToNotBeNull(column="event_timestamp"),
         gxe.ExpectCompoundColumnsToBeUnique(column_list=["product_id", "event_timestamp"]),
         *lags,
+        *[
+            gxe.ExpectColumnValuesToBeBetween(column=name, min_value=0, max_value=1,
+                                              strict_max=True)
+            for name in ("discount_depth", *FEATURE_DISCOUNT_LAG_COLUMNS)
+        ],
+        *[gxe.ExpectColumnValuesToBeInSet(column=name, value_set=[0.0, 1.0])
+          for name in FEATURE_FLAG_COLUMNS],
         gxe.ExpectColumnValuesToBeBetween(
-            column="discount_depth", min_value=0, max_value=1, strict_max=True
+            column="category_promo_pressure", min_value=0, max_value=1, strict_max=True
         ),
+        gxe.ExpectColumnValuesToBeBetween(column="category_promo_count", min_value=0),
         gxe.ExpectColumnValuesToBeBetween(column="week_of_year", min_value=1, max_value=53),
         gxe.ExpectColumnValuesToBeInSet(column="after_plan_week", value_set=[False]),
         gxe.ExpectColumnValuesToBeInSet(column="lag_1_is_week_before", value_set=[True]),
+        gxe.ExpectColumnValuesToBeInSet(column="plan_week_covariates_are_zero",
+                                        value_set=[True]),
     ]
 
 
@@ -450,13 +474,25 @@ def lag_1_is_week_before(features, sales):
     return features["units_lag_1"].astype("float64").fillna(-1.0).to_numpy() == expected
 
 
+def plan_week_covariates_are_zero(features, plan_week):
+    """Per feature row: False for a plan-week row carrying any of the week's own promotion or
+    stock covariates (PLAN_WEEK_ZERO_COLUMNS not all 0 / false), True otherwise. A column the
+    table lacks is left to the expectations on it."""
+    import pandas as pd
+
+    in_plan_week = (pd.to_datetime(features["event_timestamp"], utc=True) == plan_week).to_numpy()
+    present = [name for name in PLAN_WEEK_ZERO_COLUMNS if name in features.columns]
+    covariates = features[present].astype("float64").fillna(1.0)
+    return ~in_plan_week | (covariates == 0.0).all(axis=1).to_numpy()
+
+
 def validate_features(
     settings: Settings | None = None, plan_week: date | None = None, sales=None
 ) -> dict:
     """Validate the three feature tables in the lake; raise QualityGateFailed when they fail.
 
-    `plan_week`: no feature row may be stamped after it (default: the latest row of
-    product_week_features). `sales`: product_id, week_start, units per week (default:
+    `plan_week`: no feature row may be stamped after it, and its product-week rows carry no
+    covariate of the week itself (default: the latest row of product_week_features). `sales`: product_id, week_start, units per week (default:
     marts.product_week_sales) for the no-future check of the lags.
     """
     import pandas as pd
@@ -470,6 +506,9 @@ def validate_features(
         frame["after_plan_week"] = pd.to_datetime(frame["event_timestamp"], utc=True) > limit
     sales = _weekly_sales(settings) if sales is None else sales
     product_weeks["lag_1_is_week_before"] = lag_1_is_week_before(product_weeks, sales)
+    product_weeks["plan_week_covariates_are_zero"] = plan_week_covariates_are_zero(
+        product_weeks, limit
+    )
 
     context = _context(settings)
     datasource = context.data_sources.add_or_update_pandas(name="lake")

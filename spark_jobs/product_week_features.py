@@ -1,15 +1,26 @@
 """Product-week features: one row per product and week, the plan week included (forecaster).
 
 The row of week `w` is stamped `event_timestamp = w` (00:00 UTC). Lags and rolling statistics
-use only weeks before `w`; the week's own discount_depth and is_promoted are the planned
-covariates (realized values in the past, 0 / false in the plan week, which the planner varies).
-Weeks before the first week of data count as zero sales.
+use only weeks before `w`; the week's own covariates (discount_depth, is_promoted, the promo
+type flags, the category's promotions and the stock-out flag) are realized values in the past
+and 0 / false in the plan week, which the planner varies. Weeks before the first week of data
+count as zero sales, no discount, no promotion and no stock-out.
 
 - category_idx: 0-based position of the category in the sorted list of categories.
 - week_of_year, is_holiday_week: from marts.calendar_weeks (ISO week when missing there).
 - units_lag_k: units sold k weeks before.
 - units_roll_mean_4/12, units_roll_std_12: over the 4/12 weeks before (0 when undefined).
 - list_price: the week's average list price, the catalogue price in the plan week.
+- discount_depth_lag_k (k = 1, 2, 3): the realized discount depth k weeks before (post-promotion
+  dips).
+- promo_display, promo_mailer, promo_coupon: 1.0 when a promotion of that promo_type overlaps
+  the week (marts.product_week_sales), else 0.
+- category_promo_pressure: sum, over the other products q of the category promoted in the
+  week, of share_q * discount_depth_q, where share_q is q's share of the category's units in
+  the 12 weeks before the week (0 when the category sold nothing then): cannibalization.
+- category_promo_count: the number of other products of the category promoted in the week.
+- is_stocked_out: 1.0 when an inventory snapshot dated inside the week shows 0 units on hand.
+- stocked_out_lag_1: is_stocked_out of the week before.
 """
 
 from __future__ import annotations
@@ -28,6 +39,9 @@ log = logging.getLogger(__name__)
 
 NAME = "product_week_features"
 LAGS = (1, 2, 4, 52)
+DISCOUNT_LAGS = (1, 2, 3)
+PROMO_TYPES = ("display", "mailer", "coupon")
+SHARE_WEEKS = 12
 COLUMNS = [
     "product_id",
     "event_timestamp",
@@ -41,6 +55,12 @@ COLUMNS = [
     "discount_depth",
     "is_promoted",
     "list_price",
+    *[f"discount_depth_lag_{k}" for k in DISCOUNT_LAGS],
+    *[f"promo_{kind}" for kind in PROMO_TYPES],
+    "category_promo_pressure",
+    "category_promo_count",
+    "is_stocked_out",
+    "stocked_out_lag_1",
 ]
 
 
@@ -54,6 +74,11 @@ def category_index(products: DataFrame) -> DataFrame:
             (F.dense_rank().over(Window.orderBy("category")) - 1).cast("long"),
         )
     )
+
+
+def _as_double(column: str) -> F.Column:
+    """A boolean mart column as 1.0 / 0.0; 0.0 where the week has no mart row."""
+    return F.coalesce(F.col(column).cast("double"), F.lit(0.0))
 
 
 def build_product_week_features(
@@ -70,6 +95,8 @@ def build_product_week_features(
         F.col("discount_depth").cast("double").alias("week_discount_depth"),
         F.col("is_promoted").alias("week_is_promoted"),
         F.col("avg_list_price").cast("double").alias("week_list_price"),
+        *[F.col(f"promo_{kind}").alias(f"week_promo_{kind}") for kind in PROMO_TYPES],
+        F.col("is_stocked_out").alias("week_is_stocked_out"),
     )
     calendar = calendar_weeks.select(
         "week_start",
@@ -84,17 +111,56 @@ def build_product_week_features(
         .join(calendar, "week_start", "left")
         .withColumn("week_idx", week_index())
         .withColumn("units", F.coalesce("units", F.lit(0.0)))
+        .withColumn("realized_depth", F.coalesce("week_discount_depth", F.lit(0.0)))
+        .withColumn("stocked_out", _as_double("week_is_stocked_out"))
     )
     by_week = Window.partitionBy("product_id").orderBy("week_idx")
+    by_category_week = Window.partitionBy("category", "week_idx")
 
     def over_weeks(agg: F.Column, first: int, last: int) -> F.Column:
         return F.coalesce(agg.over(by_week.rangeBetween(first, last)), F.lit(0.0))
 
     is_plan_week = F.col("week_start") == F.lit(plan_week)
+
+    def own_week(value: F.Column, plan_value: object = 0.0) -> F.Column:
+        """A covariate of the week itself: realized in the past, `plan_value` in the plan week."""
+        return F.when(is_plan_week, F.lit(plan_value)).otherwise(value)
+
+    # Cannibalization: the promotions of the other products of the category in the week, each
+    # weighted by the product's share of the category's units in the 12 weeks before it.
+    promoted = own_week(_as_double("week_is_promoted"))
+    depth = own_week(F.col("realized_depth"))
+    units_before = over_weeks(F.sum("units"), -SHARE_WEEKS, -1)
+    category = (
+        grid.withColumn("promoted", promoted)
+        .withColumn("units_before", units_before)
+        .withColumn("category_units_before", F.sum("units_before").over(by_category_week))
+        .withColumn(
+            "pressure_term",
+            F.when(
+                F.col("category_units_before") > 0,
+                F.col("promoted") * depth * F.col("units_before") / F.col("category_units_before"),
+            ).otherwise(F.lit(0.0)),
+        )
+        .withColumn(
+            "others_pressure",
+            F.greatest(
+                F.sum("pressure_term").over(by_category_week) - F.col("pressure_term"), F.lit(0.0)
+            ),
+        )
+        .withColumn("others_promoted", F.sum("promoted").over(by_category_week) - F.col("promoted"))
+    )
     lags = [
         over_weeks(F.sum("units"), -k, -k).cast("long").alias(f"units_lag_{k}") for k in LAGS
     ]
-    rows = grid.select(
+    discount_lags = [
+        over_weeks(F.sum("realized_depth"), -k, -k).alias(f"discount_depth_lag_{k}")
+        for k in DISCOUNT_LAGS
+    ]
+    promo_types = [
+        own_week(_as_double(f"week_promo_{kind}")).alias(f"promo_{kind}") for kind in PROMO_TYPES
+    ]
+    rows = category.select(
         F.col("product_id").cast("long"),
         "week_start",
         "category_idx",
@@ -106,15 +172,17 @@ def build_product_week_features(
         over_weeks(F.avg("units"), -4, -1).alias("units_roll_mean_4"),
         over_weeks(F.avg("units"), -12, -1).alias("units_roll_mean_12"),
         over_weeks(F.stddev_samp("units"), -12, -1).alias("units_roll_std_12"),
-        F.when(is_plan_week, F.lit(0.0))
-        .otherwise(F.coalesce("week_discount_depth", F.lit(0.0)))
-        .alias("discount_depth"),
-        F.when(is_plan_week, F.lit(False))
-        .otherwise(F.coalesce("week_is_promoted", F.lit(False)))
-        .alias("is_promoted"),
+        depth.alias("discount_depth"),
+        own_week(F.coalesce("week_is_promoted", F.lit(False)), False).alias("is_promoted"),
         F.when(is_plan_week, F.col("list_price"))
         .otherwise(F.coalesce("week_list_price", "list_price"))
         .alias("list_price"),
+        *discount_lags,
+        *promo_types,
+        own_week(F.col("others_pressure")).alias("category_promo_pressure"),
+        own_week(F.col("others_promoted")).alias("category_promo_count"),
+        own_week(F.col("stocked_out")).alias("is_stocked_out"),
+        over_weeks(F.max("stocked_out"), -1, -1).alias("stocked_out_lag_1"),
     )
     return with_event_timestamp(rows).select(COLUMNS)
 

@@ -99,6 +99,67 @@ def test_mart_column_types_follow_the_contract(settings: Settings, dbt_build: Db
     assert types["units"] == "bigint"
     assert types["discount_depth"] == types["avg_paid_price"] == "double precision"
     assert types["is_promoted"] == "boolean"
+    for column in ("promo_price_cut", "promo_display", "promo_mailer", "promo_coupon",
+                   "is_stocked_out"):
+        assert types[column] == "boolean", column
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("promo_type", ["price_cut", "display", "mailer", "coupon"])
+def test_promo_type_flags_follow_the_promotions(
+    settings: Settings, dbt_build: DbtRun, promo_type: str
+) -> None:
+    """A product-week is flagged for a type exactly when a promotion of that type overlaps it."""
+    expected = f"""
+        select distinct p.product_id, w.week_start
+        from raw.promotions p
+        cross join lateral generate_series(date_trunc('week', p.start_date)::date,
+                                           date_trunc('week', p.end_date)::date,
+                                           interval '7 days') as w (week_start)
+        where p.promo_type = '{promo_type}'
+          and w.week_start::date in (select week_start from marts.product_week_sales)
+    """
+    flagged = (f"select product_id, week_start from marts.product_week_sales "
+               f"where promo_{promo_type}")
+    for left, right in ((expected, flagged), (flagged, expected)):
+        assert _scalar(settings, f"select count(*) from (({left}) except ({right})) d") == 0
+    assert _scalar(
+        settings,
+        f"select count(*) from marts.product_week_sales where promo_{promo_type} "
+        "and not is_promoted",
+    ) == 0
+
+
+@pytest.mark.integration
+def test_stock_outs_follow_the_inventory_snapshots(settings: Settings, dbt_build: DbtRun) -> None:
+    """A product-week is stocked out exactly when a snapshot dated inside it shows 0 on hand."""
+    expected = """
+        select distinct product_id, date_trunc('week', snapshot_date)::date as week_start
+        from raw.inventory
+        where on_hand_units = 0
+          and date_trunc('week', snapshot_date)::date
+              in (select week_start from marts.product_week_sales)
+    """
+    flagged = "select product_id, week_start from marts.product_week_sales where is_stocked_out"
+    for left, right in ((expected, flagged), (flagged, expected)):
+        assert _scalar(settings, f"select count(*) from (({left}) except ({right})) d") == 0
+
+
+@pytest.mark.integration
+def test_products_keep_the_latest_inventory_snapshot(settings: Settings, dbt_build: DbtRun) -> None:
+    mismatched = _scalar(
+        settings,
+        """
+        select count(*) from marts.products m
+        left join (
+            select distinct on (product_id) product_id, snapshot_date, on_hand_units
+            from raw.inventory order by product_id, snapshot_date desc
+        ) latest using (product_id)
+        where m.on_hand_units <> coalesce(latest.on_hand_units, 0)
+           or m.inventory_snapshot_date is distinct from latest.snapshot_date
+        """,
+    )
+    assert mismatched == 0
 
 
 def test_parse_needs_no_database(settings: Settings) -> None:

@@ -42,7 +42,14 @@ def product_week_rows() -> pd.DataFrame:
              "is_holiday_week": w == 3, "units_lag_1": p + w, "units_lag_2": p + w - 1,
              "units_lag_4": p + w - 3, "units_lag_52": 0, "units_roll_mean_4": p + w / 4,
              "units_roll_mean_12": p + w / 12, "units_roll_std_12": w / 2,
-             "discount_depth": 0.1 * (w % 2), "is_promoted": w % 2 == 1, "list_price": p + 0.5}
+             "discount_depth": 0.1 * (w % 2), "is_promoted": w % 2 == 1, "list_price": p + 0.5,
+             "discount_depth_lag_1": 0.1 * ((w - 1) % 2) if w >= 1 else 0.0,
+             "discount_depth_lag_2": 0.1 * (w % 2) if w >= 2 else 0.0,
+             "discount_depth_lag_3": 0.1 * ((w - 1) % 2) if w >= 3 else 0.0,
+             "promo_display": float(w == 1), "promo_mailer": float(w == 3 and p == 10),
+             "promo_coupon": 0.0, "category_promo_pressure": 0.05 * w * (p - 9),
+             "category_promo_count": float(w % 2), "is_stocked_out": float(w == 2 and p == 11),
+             "stocked_out_lag_1": float(w == 3 and p == 11)}
         for p in (10, 11) for w in range(WEEKS)
     ]
     return pd.DataFrame(rows)

@@ -14,13 +14,14 @@ from promoflow.warehouse import connect
 from quality.checkpoints import (
     QualityGateFailed,
     lag_1_is_week_before,
+    plan_week_covariates_are_zero,
     validate_features,
     validate_marts,
     validate_raw,
 )
 
 BROKEN_ROWS = 3
-MARTS_EXPECTATIONS = 8 + 5 + 3 + 5
+MARTS_EXPECTATIONS = 13 + 5 + 3 + 5
 PLAN_WEEK = date(2026, 2, 16)
 
 
@@ -168,6 +169,16 @@ def _features(weeks: int = 6, products: tuple[int, ...] = (10001, 10002)) -> dic
                     "discount_depth": 0.1 * (i % 3),
                     "is_promoted": i % 3 > 0,
                     "list_price": 20.0,
+                    "discount_depth_lag_1": 0.1 * ((i - 1) % 3) if i > 0 else 0.0,
+                    "discount_depth_lag_2": 0.1 * ((i - 2) % 3) if i > 1 else 0.0,
+                    "discount_depth_lag_3": 0.0,
+                    "promo_display": float(i == 1),
+                    "promo_mailer": float(i == 2),
+                    "promo_coupon": 0.0,
+                    "category_promo_pressure": 0.05 if 0 < i < weeks else 0.0,
+                    "category_promo_count": 1.0 if 0 < i < weeks else 0.0,
+                    "is_stocked_out": float(i == 3),
+                    "stocked_out_lag_1": float(i == 4),
                 }
             )
             items.append({"product_id": product_id, "event_timestamp": ts, "category": "toys",
@@ -210,7 +221,7 @@ def test_features_gate_passes(lake_settings: Settings) -> None:
     assert summary["success"] is True
     assert summary["tables"] == ["customer_features", "product_features",
                                  "product_week_features"]
-    assert summary["evaluated_expectations"] == 8 + 6 + 12
+    assert summary["evaluated_expectations"] == 8 + 6 + 23
     assert Path(summary["data_docs"]).is_file()
 
 
@@ -221,6 +232,8 @@ def test_features_gate_names_each_failure(lake_settings: Settings) -> None:
     frame.loc[0, "discount_depth"] = 1.0  # the top of [0, 1) is excluded
     frame.loc[[1, 2], "units_lag_4"] = -1.0
     frame.loc[3, "week_of_year"] = 54
+    frame.loc[4, "promo_display"] = 0.5
+    frame.loc[[2, 4], "category_promo_pressure"] = [-0.1, 1.0]
     duplicate = frame.iloc[[5]]  # same product_id and event_timestamp twice
     frames["product_week_features"] = pd.concat([frame, duplicate], ignore_index=True)
     frames["customer_features"].loc[0, "promo_share"] = 1.5
@@ -240,7 +253,13 @@ def test_features_gate_names_each_failure(lake_settings: Settings) -> None:
         "product_week_features.product_id,event_timestamp: 2 unexpected rows"
     ) in message
     assert "customer_features.promo_share: 1 unexpected rows" in message
+    assert (
+        "expect_column_values_to_be_in_set on product_week_features.promo_display: "
+        "1 unexpected rows"
+    ) in message
+    assert "product_week_features.category_promo_pressure: 2 unexpected rows" in message
     assert "units_lag_1" not in message and "after_plan_week" not in message
+    assert "plan_week_covariates_are_zero" not in message
 
 
 @pytest.mark.integration
@@ -255,6 +274,9 @@ def test_features_gate_catches_features_from_the_future(lake_settings: Settings)
     )["units"]
     leaky["units_lag_1"] = own.fillna(0).to_numpy()
     assert not lag_1_is_week_before(leaky, sales).all()
+    # and a plan-week row that knows the week's own promotion and stock-out
+    at_plan = leaky["event_timestamp"] == pd.Timestamp(PLAN_WEEK, tz="UTC")
+    leaky.loc[at_plan.to_numpy().nonzero()[0][0], ["promo_mailer", "is_stocked_out"]] = 1.0
     frames["product_week_features"] = leaky
     # and a customer snapshot stamped after the plan week
     late = frames["customer_features"].iloc[[0]].assign(
@@ -266,6 +288,16 @@ def test_features_gate_catches_features_from_the_future(lake_settings: Settings)
     message = str(failed.value)
     assert "product_week_features.lag_1_is_week_before" in message
     assert "customer_features.after_plan_week: 1 unexpected rows" in message
+    assert "product_week_features.plan_week_covariates_are_zero: 1 unexpected rows" in message
+
+
+def test_plan_week_covariates_are_zero_flags_only_plan_week_rows() -> None:
+    frame = _features()["product_week_features"]
+    at_plan = pd.Timestamp(PLAN_WEEK, tz="UTC")
+    assert plan_week_covariates_are_zero(frame, at_plan).all()
+    frame.loc[frame["event_timestamp"] == at_plan, "category_promo_count"] = [0.0, 2.0]
+    frame.loc[frame["event_timestamp"] < at_plan, "is_stocked_out"] = 1.0  # the past may
+    assert plan_week_covariates_are_zero(frame, at_plan).tolist() == [True] * 13 + [False]
 
 
 def test_missing_feature_folder_says_what_to_run(lake_settings: Settings) -> None:

@@ -7,7 +7,7 @@ from datetime import date, timedelta
 
 import pytest
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql.types import LongType, TimestampType
+from pyspark.sql.types import DoubleType, LongType, TimestampType
 
 from spark_jobs.customer_features import COLUMNS as CUSTOMER_COLUMNS
 from spark_jobs.customer_features import build_customer_features
@@ -113,6 +113,13 @@ PWS_SCHEMA = (
     "is_promoted boolean, avg_list_price double"
 )
 PRODUCT_SCHEMA = "product_id long, category string, list_price double, unit_cost double, margin_rate double"
+# product_week_sales as the product-week job reads it: the promo type and stock-out flags too
+PWS_WEEK_SCHEMA = (
+    PWS_SCHEMA + ", promo_display boolean, promo_mailer boolean, promo_coupon boolean, "
+    "is_stocked_out boolean"
+)
+NO_FLAGS = (False, False, False, False)
+CALENDAR_SCHEMA = "week_start date, week_of_year int, is_holiday_week boolean, holiday_name string"
 
 
 def test_product_features(spark: SparkSession) -> None:
@@ -152,15 +159,15 @@ def product_week_result(spark: SparkSession) -> dict:
         [(1, "b", 12.0, 6.0, 0.5), (2, "a", 20.0, 15.0, 0.25)], PRODUCT_SCHEMA
     )
     sales = spark.createDataFrame(
-        [(1, week(n), n + 1, 0.0, False, 11.0) for n in range(59)]
-        + [(1, week(59), 60, 0.2, True, 11.0)]
-        + [(2, week(n), 0, 0.0, False, 20.0) for n in range(60)],
-        PWS_SCHEMA,
+        [(1, week(n), n + 1, 0.0, False, 11.0, *NO_FLAGS) for n in range(59)]
+        + [(1, week(59), 60, 0.2, True, 11.0, *NO_FLAGS)]
+        + [(2, week(n), 0, 0.0, False, 20.0, *NO_FLAGS) for n in range(60)],
+        PWS_WEEK_SCHEMA,
     )
     calendar = spark.createDataFrame(
         [(week(n), week(n).isocalendar().week, n == 60, "Xmas" if n == 60 else None)
          for n in range(62)],
-        "week_start date, week_of_year int, is_holiday_week boolean, holiday_name string",
+        CALENDAR_SCHEMA,
     )
     result = build_product_week_features(products, sales, calendar, plan_week=week(60))
     assert result.columns == PRODUCT_WEEK_COLUMNS
@@ -194,6 +201,135 @@ def test_product_week_start_of_history(product_week_result: dict) -> None:
     assert product_week_result[(1, week(1))]["units_roll_mean_12"] == 1.0
     assert product_week_result[(1, week(3))]["category_idx"] == 1
     assert product_week_result[(2, week(3))]["category_idx"] == 0
+
+
+# Promotions, promo types and stock-outs of four products over weeks 0-3 (plan week 4):
+# category "a" holds products 1, 2 and 3, category "b" product 4 alone.
+# (product, week): (units, discount_depth, is_promoted, display, mailer, coupon, stocked out)
+COVARIATE_SALES = {
+    (1, 0): (10, 0.0, False, False, False, False, False),
+    (1, 1): (10, 0.0, False, False, False, False, False),
+    (1, 2): (20, 0.2, True, True, False, True, False),  # display and coupon in one week
+    (1, 3): (5, 0.1, True, False, True, False, True),  # mailer, stocked out
+    (2, 0): (30, 0.0, False, False, False, False, False),
+    (2, 1): (10, 0.25, True, False, False, False, False),  # a price cut: no type flag
+    (2, 2): (10, 0.0, False, False, False, False, False),
+    (2, 3): (40, 0.3, True, False, True, False, False),  # its own spike is not in its share
+    (3, 0): (0, 0.0, False, False, False, False, True),
+    (3, 1): (0, 0.0, False, False, False, False, True),
+    (3, 2): (0, 0.0, False, False, False, False, False),
+    (3, 3): (4, 0.5, True, True, False, False, False),  # no units before: a share of 0
+    **{(4, n): (5, 0.4 if n == 2 else 0.0, n == 2, False, False, False, False)
+       for n in range(4)},
+}
+
+
+def covariate_features(spark: SparkSession, plan_week: date) -> dict:
+    products = spark.createDataFrame(
+        [(1, "a", 10.0, 5.0, 0.5), (2, "a", 10.0, 5.0, 0.5), (3, "a", 10.0, 5.0, 0.5),
+         (4, "b", 10.0, 5.0, 0.5)],
+        PRODUCT_SCHEMA,
+    )
+    sales = spark.createDataFrame(
+        [(p, week(n), units, depth, promoted, 10.0, *flags)
+         for (p, n), (units, depth, promoted, *flags) in COVARIATE_SALES.items()],
+        PWS_WEEK_SCHEMA,
+    )
+    calendar = spark.createDataFrame(
+        [(week(n), week(n).isocalendar().week, False, None) for n in range(6)], CALENDAR_SCHEMA
+    )
+    result = build_product_week_features(products, sales, calendar, plan_week)
+    assert result.columns == PRODUCT_WEEK_COLUMNS
+    for column in PRODUCT_WEEK_COLUMNS[-10:]:
+        assert result.schema[column].dataType == DoubleType(), column
+    return by_key(result, "product_id")
+
+
+@pytest.fixture(scope="module")
+def covariates(spark: SparkSession) -> dict:
+    return covariate_features(spark, plan_week=week(4))
+
+
+def column(rows: dict, product: int, name: str, weeks: range = range(5)) -> list:
+    return [rows[(product, week(n))][name] for n in weeks]
+
+
+def test_discount_depth_lags_hand_computed(covariates: dict) -> None:
+    assert column(covariates, 1, "discount_depth_lag_1") == [0.0, 0.0, 0.0, 0.2, 0.1]
+    assert column(covariates, 1, "discount_depth_lag_2") == [0.0, 0.0, 0.0, 0.0, 0.2]
+    assert column(covariates, 1, "discount_depth_lag_3") == [0.0, 0.0, 0.0, 0.0, 0.0]
+    assert column(covariates, 2, "discount_depth_lag_1") == [0.0, 0.0, 0.25, 0.0, 0.3]
+    assert column(covariates, 2, "discount_depth_lag_2") == [0.0, 0.0, 0.0, 0.25, 0.0]
+    assert column(covariates, 2, "discount_depth_lag_3") == [0.0, 0.0, 0.0, 0.0, 0.25]
+    assert column(covariates, 4, "discount_depth_lag_1") == [0.0, 0.0, 0.0, 0.4, 0.0]
+
+
+def test_promo_type_flags_hand_computed(covariates: dict) -> None:
+    assert column(covariates, 1, "promo_display") == [0.0, 0.0, 1.0, 0.0, 0.0]
+    assert column(covariates, 1, "promo_coupon") == [0.0, 0.0, 1.0, 0.0, 0.0]
+    assert column(covariates, 1, "promo_mailer") == [0.0, 0.0, 0.0, 1.0, 0.0]
+    assert column(covariates, 2, "promo_mailer") == [0.0, 0.0, 0.0, 1.0, 0.0]
+    assert column(covariates, 3, "promo_display") == [0.0, 0.0, 0.0, 1.0, 0.0]
+    for kind in ("display", "mailer", "coupon"):  # a price cut has no type flag
+        assert column(covariates, 2, f"promo_{kind}")[1] == 0.0
+        assert column(covariates, 4, f"promo_{kind}") == [0.0] * 5
+
+
+def test_category_promo_pressure_hand_computed(covariates: dict) -> None:
+    """Shares of category "a" over the weeks before: week 1 {1: 10, 2: 30, 3: 0} / 40,
+    week 2 {1: 20, 2: 40, 3: 0} / 60, week 3 {1: 40, 2: 50, 3: 0} / 90."""
+    expected = {
+        1: [0.0, 30 / 40 * 0.25, 0.0, 50 / 90 * 0.3 + 0 * 0.5, 0.0],
+        2: [0.0, 0.0, 20 / 60 * 0.2, 40 / 90 * 0.1 + 0 * 0.5, 0.0],
+        3: [0.0, 30 / 40 * 0.25, 20 / 60 * 0.2, 40 / 90 * 0.1 + 50 / 90 * 0.3, 0.0],
+        4: [0.0] * 5,  # alone in category "b": its own promotion does not count
+    }
+    for product, values in expected.items():
+        assert column(covariates, product, "category_promo_pressure") == pytest.approx(values)
+    counts = {1: [0, 1, 0, 2, 0], 2: [0, 0, 1, 2, 0], 3: [0, 1, 1, 2, 0], 4: [0] * 5}
+    for product, values in counts.items():
+        assert column(covariates, product, "category_promo_count") == values
+
+
+def test_category_share_is_point_in_time(covariates: dict) -> None:
+    """Week 3's share of product 2 is 50 / 90 from weeks 0-2, not (50 + 40) / (90 + 49) with the
+    week's own units."""
+    pressure = covariates[(1, week(3))]["category_promo_pressure"]
+    assert pressure == pytest.approx(1 / 6)
+    assert pressure != pytest.approx(90 / 139 * 0.3 + 4 / 139 * 0.5)
+
+
+def test_stock_outs_hand_computed(covariates: dict) -> None:
+    assert column(covariates, 3, "is_stocked_out") == [1.0, 1.0, 0.0, 0.0, 0.0]
+    assert column(covariates, 3, "stocked_out_lag_1") == [0.0, 1.0, 1.0, 0.0, 0.0]
+    assert column(covariates, 1, "is_stocked_out") == [0.0, 0.0, 0.0, 1.0, 0.0]
+    assert column(covariates, 1, "stocked_out_lag_1") == [0.0, 0.0, 0.0, 0.0, 1.0]
+
+
+WEEK_COVARIATES = ("discount_depth", "promo_display", "promo_mailer", "promo_coupon",
+                   "category_promo_pressure", "category_promo_count", "is_stocked_out")
+
+
+def test_plan_week_covariates_are_zero_even_with_data_that_week(spark: SparkSession,
+                                                                covariates: dict) -> None:
+    """A backtest planning week 3: its row ignores week 3's own promotions and stock-outs
+    (known in the data) and keeps the lags; the weeks before are unchanged."""
+    backtest = covariate_features(spark, plan_week=week(3))
+    assert sorted(backtest) == [(p, week(n)) for p in (1, 2, 3, 4) for n in range(4)]
+    for product in (1, 2, 3, 4):
+        plan = backtest[(product, week(3))]
+        assert [plan[name] for name in WEEK_COVARIATES] == [0.0] * len(WEEK_COVARIATES)
+        assert plan["is_promoted"] is False
+        for n in range(3):
+            before, full = backtest[(product, week(n))], covariates[(product, week(n))]
+            assert before.keys() == full.keys()
+            for name in PRODUCT_WEEK_COLUMNS[2:]:
+                assert before[name] == pytest.approx(full[name]), (product, n, name)
+    assert backtest[(1, week(3))]["discount_depth_lag_1"] == 0.2
+    assert backtest[(3, week(3))]["stocked_out_lag_1"] == 0.0
+    for product in (1, 2, 3, 4):
+        plan = covariates[(product, week(4))]
+        assert [plan[name] for name in WEEK_COVARIATES] == [0.0] * len(WEEK_COVARIATES)
 
 
 def test_plan_week_resolution() -> None:

@@ -79,6 +79,53 @@ def test_lags_match_the_sales_mart(settings: Settings, sales: pd.DataFrame) -> N
     assert (plan["discount_depth"] == 0).all() and not plan["is_promoted"].any()
 
 
+WEEK_COVARIATES = ("discount_depth", "promo_display", "promo_mailer", "promo_coupon",
+                   "category_promo_pressure", "category_promo_count", "is_stocked_out")
+
+
+@pytest.fixture(scope="module")
+def mart_covariates(settings: Settings, rows: dict[str, int]) -> pd.DataFrame:
+    eng = engine(settings)
+    frame = pd.read_sql(
+        "select s.product_id, s.week_start, s.discount_depth, s.promo_display, s.promo_mailer, "
+        "s.promo_coupon, s.is_stocked_out, p.category "
+        "from marts.product_week_sales s join marts.products p using (product_id)",
+        eng,
+    )
+    eng.dispose()
+    return frame
+
+
+def test_promotion_and_stock_covariates_follow_the_mart(
+    settings: Settings, mart_covariates: pd.DataFrame
+) -> None:
+    features = read_feature(settings, "product_week_features")
+    features["week_start"] = features["event_timestamp"].dt.date
+    plan_week = mart_covariates["week_start"].max() + timedelta(days=7)
+    own = features.merge(mart_covariates, on=["product_id", "week_start"],
+                         suffixes=("", "_mart"), validate="1:1")
+    assert len(own) == len(mart_covariates)
+    for name in ("promo_display", "promo_mailer", "promo_coupon", "is_stocked_out"):
+        assert (own[name] == own[f"{name}_mart"].astype("float64")).all(), name
+    assert own[["promo_display", "promo_mailer", "promo_coupon"]].to_numpy().sum() > 0
+    previous = mart_covariates.assign(week_start=mart_covariates["week_start"] + timedelta(days=7))
+    lagged = features.merge(previous, on=["product_id", "week_start"], how="left",
+                            suffixes=("", "_before"))
+    assert (lagged["discount_depth_lag_1"]
+            == lagged["discount_depth_before"].fillna(0.0)).all()
+    assert (lagged["stocked_out_lag_1"]
+            == lagged["is_stocked_out_before"].fillna(False).astype("float64")).all()
+    category = mart_covariates.groupby("product_id")["category"].first()
+    sizes = category.value_counts()
+    others = lagged["product_id"].map(category).map(sizes) - 1
+    assert lagged["category_promo_count"].between(0, others).all()
+    assert lagged["category_promo_pressure"].between(0, 1, inclusive="left").all()
+    assert ((lagged["category_promo_pressure"] > 0) <= (lagged["category_promo_count"] > 0)).all()
+    plan = features[features["week_start"] == plan_week]
+    assert len(plan) == features["product_id"].nunique()
+    assert (plan[list(WEEK_COVARIATES)] == 0).all().all()
+
+
 def test_explicit_plan_week_cuts_the_rows(
     settings: Settings, sales: pd.DataFrame, spark: SparkSession, tmp_path: Path
 ) -> None:

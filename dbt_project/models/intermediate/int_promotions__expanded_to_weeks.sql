@@ -1,4 +1,6 @@
-{#- Promotions spread over every week they overlap, then rolled up per product and week. -#}
+{#- Promotions spread over every week they overlap, then rolled up per product and week: how
+    many, the deepest discount and one flag per promo_type (a product-week may have several
+    promotions, of several types). -#}
 with promotions as (
 
     select * from {{ ref('stg_raw__promotions') }}
@@ -11,6 +13,7 @@ promotion_weeks as (
         promotions.promotion_id,
         promotions.product_id,
         promotions.discount_depth,
+        promotions.promo_type,
         series.week_start::date as week_start
     from promotions
     cross join lateral generate_series(
@@ -27,7 +30,11 @@ final as (
         product_id,
         week_start,
         count(*) as promotions_count,
-        max(discount_depth) as promo_discount_depth
+        max(discount_depth) as promo_discount_depth,
+        bool_or(promo_type = 'price_cut') as has_price_cut,
+        bool_or(promo_type = 'display') as has_display,
+        bool_or(promo_type = 'mailer') as has_mailer,
+        bool_or(promo_type = 'coupon') as has_coupon
     from promotion_weeks
     group by product_id, week_start
 

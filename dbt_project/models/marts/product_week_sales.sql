@@ -22,6 +22,26 @@ promotion_weeks as (
 
 ),
 
+inventory as (
+
+    select * from {{ ref('stg_raw__inventory') }}
+
+),
+
+{# A snapshot belongs to the week (Monday to Sunday) of its date; snapshot dates are calendar
+    dates already, so no time zone applies. A product is stocked out in a week when any of the
+    week's snapshots shows nothing on hand. #}
+stock_weeks as (
+
+    select
+        product_id,
+        {{ week_start('snapshot_date') }} as week_start,
+        bool_or(on_hand_units = 0) as is_stocked_out
+    from inventory
+    group by product_id, {{ week_start('snapshot_date') }}
+
+),
+
 product_weeks as (
 
     select
@@ -65,7 +85,12 @@ filled as (
         coalesce(weekly_sales.revenue / nullif(weekly_sales.units, 0), product_weeks.list_price)
             as avg_paid_price,
         coalesce(promotion_weeks.promo_discount_depth, 0) as promo_discount_depth,
-        promotion_weeks.product_id is not null as has_promotion
+        promotion_weeks.product_id is not null as has_promotion,
+        coalesce(promotion_weeks.has_price_cut, false) as promo_price_cut,
+        coalesce(promotion_weeks.has_display, false) as promo_display,
+        coalesce(promotion_weeks.has_mailer, false) as promo_mailer,
+        coalesce(promotion_weeks.has_coupon, false) as promo_coupon,
+        coalesce(stock_weeks.is_stocked_out, false) as is_stocked_out
     from product_weeks
     left join weekly_sales
         on product_weeks.product_id = weekly_sales.product_id
@@ -73,6 +98,9 @@ filled as (
     left join promotion_weeks
         on product_weeks.product_id = promotion_weeks.product_id
         and product_weeks.week_start = promotion_weeks.week_start
+    left join stock_weeks
+        on product_weeks.product_id = stock_weeks.product_id
+        and product_weeks.week_start = stock_weeks.week_start
 
 ),
 
@@ -99,7 +127,12 @@ final as (
         avg_paid_price,
         discount_depth,
         has_promotion or discount_depth >= 0.01 as is_promoted,
-        promo_discount_depth
+        promo_discount_depth,
+        promo_price_cut,
+        promo_display,
+        promo_mailer,
+        promo_coupon,
+        is_stocked_out
     from priced
 
 )
