@@ -59,6 +59,8 @@ TARGET_COLUMNS = ["run_id", "plan_week", "product_id", "customer_id", "score", "
 FORECAST_COLUMNS = ["run_id", "plan_week", "product_id", "discount_depth", "units_p10",
                     "units_p50", "units_p90"]
 METRIC_COLUMNS = ["run_id", "model", "metric", "model_value", "baseline", "baseline_value"]
+BACKTEST_COLUMNS = ["run_id", "plan_week", "week_start", "model", "rows", "wape", "bias", "mase",
+                    "quantile_loss", "p10_p90_coverage"]
 
 # table -> (frame columns, table columns, primary key)
 TABLES = {
@@ -68,6 +70,7 @@ TABLES = {
     "plan_targets": (TARGET_COLUMNS, TARGET_COLUMNS, "product_id, customer_id"),
     "forecasts": (FORECAST_COLUMNS, FORECAST_COLUMNS, "product_id, discount_depth"),
     "model_metrics": (METRIC_COLUMNS, METRIC_COLUMNS, "model, metric"),
+    "forecast_backtest": (BACKTEST_COLUMNS, BACKTEST_COLUMNS, "week_start, model"),
 }
 
 # (check, query on the staged run returning an offending row or nothing, detail of that row)
@@ -178,12 +181,15 @@ def _swap(cur, run_id: str, plan_week: str) -> None:
 
 def publish_plan(plan: dict, plan_lines: pd.DataFrame, targets: pd.DataFrame,
                  forecasts: pd.DataFrame, metrics: pd.DataFrame,
-                 settings: Settings | None = None) -> None:
+                 settings: Settings | None = None,
+                 backtest: pd.DataFrame | None = None) -> None:
     """Replace the plan of `plan['plan_week']` with this run's rows, all or nothing."""
     ensure_schema(settings)
     run_id, plan_week = plan["run_id"], str(plan["plan_week"])
+    if backtest is None:
+        backtest = pd.DataFrame(columns=BACKTEST_COLUMNS[2:])
     frames = {"plan_lines": plan_lines, "plan_targets": targets, "forecasts": forecasts,
-              "model_metrics": metrics}
+              "model_metrics": metrics, "forecast_backtest": backtest}
     frames = {name: frame.assign(run_id=run_id) if name == "model_metrics"
               else frame.assign(run_id=run_id, plan_week=plan_week) for name, frame in frames.items()}
     counts = {"plans": 1, **{name: len(frame) for name, frame in frames.items()}}
@@ -217,7 +223,22 @@ def metrics_frame(folder: RunFolder) -> pd.DataFrame:
             rows.append({"model": model, "metric": metric, "model_value": value,
                          "baseline": baseline,
                          "baseline_value": metrics.get("baseline", {}).get(metric)})
+        # the forecaster's calibration on the holdout, next to its target
+        for metric, target in (("bias_at_discount_0", 0.0), ("p10_p90_coverage", 0.8)):
+            if metric in metrics.get("calibration", {}):
+                rows.append({"model": model, "metric": f"calibration_{metric}",
+                             "model_value": metrics["calibration"][metric], "baseline": "target",
+                             "baseline_value": target})
     return pd.DataFrame(rows, columns=["model", "metric", "model_value", "baseline", "baseline_value"])
+
+
+def backtest_frame(folder: RunFolder) -> pd.DataFrame:
+    """The forecaster's rolling-origin backtest (model, seasonal naive, LightGBM) per week."""
+    path = folder.metrics("forecaster")
+    rows = json.loads(path.read_text()).get("backtest", []) if path.exists() else []
+    frame = pd.DataFrame(rows, columns=BACKTEST_COLUMNS[2:])
+    frame["week_start"] = frame["week_start"].astype(str)
+    return frame
 
 
 def publish_run(run: Run, settings: Settings | None = None) -> dict:
@@ -231,5 +252,6 @@ def publish_run(run: Run, settings: Settings | None = None) -> dict:
         forecasts=pd.read_parquet(folder.forecasts),
         metrics=metrics_frame(folder),
         settings=settings,
+        backtest=backtest_frame(folder),
     )
     return plan

@@ -108,6 +108,21 @@ create or replace view published.current_plan_lines as
 create or replace view published.current_plan_targets as
     select t.* from published.plan_targets t join published.current_plan p using (run_id);
 
+create table if not exists published.forecast_backtest (
+    run_id            text not null references published.plans (run_id) on delete cascade,
+    plan_week         date not null,
+    week_start        text not null,
+    model             text not null,
+    rows              integer not null,
+    wape              double precision,
+    bias              double precision,
+    mase              double precision,
+    quantile_loss     double precision,
+    p10_p90_coverage  double precision,
+    primary key (run_id, week_start, model)
+);
+comment on table published.forecast_backtest is 'Rolling-origin backtest of the forecaster (model, seasonal_naive, lightgbm): one row per forecast week (YYYY-MM-DD) and model, and week_start = ''overall'' over all of them.';
+
 -- Write-audit-publish staging: a run's rows land here first, are audited in SQL, then moved to
 -- published in one transaction and removed. Unlogged (scratch data) and without keys or checks,
 -- so that the audit, not a constraint error, reports a bad row. BI cannot read this schema.
@@ -129,6 +144,7 @@ alter table published_staging.plan_lines add column if not exists cannibalizatio
 create unlogged table if not exists published_staging.plan_targets (like published.plan_targets);
 create unlogged table if not exists published_staging.forecasts (like published.forecasts);
 create unlogged table if not exists published_staging.model_metrics (like published.model_metrics);
+create unlogged table if not exists published_staging.forecast_backtest (like published.forecast_backtest);
 
 -- A synthetic market's plans scored on its ground truth (python -m scoring.score), one row per
 -- policy: the plan, no promotion, a simple rule and the oracle.

@@ -218,3 +218,25 @@ def test_a_warehouse_of_the_first_release_is_migrated_in_place(settings):
     assert [row[0] for row in rows] == ["run-before-migration", "run-after-migration"]
     assert rows[0][2:] == (None, 0.1)
     assert rows[1][1] == "Optimal" and rows[1][2] is not None
+
+
+@pytest.mark.integration
+def test_the_forecast_backtest_is_published_with_its_plan(settings, roles):
+    week = date(2026, 6, 1)
+    backtest = pd.DataFrame([
+        {"week_start": w, "model": m, "rows": 10, "wape": v, "bias": 0.01, "mase": 0.9,
+         "quantile_loss": 0.2, "p10_p90_coverage": 0.8}
+        for w in ("2026-05-18", "2026-05-25", "overall")
+        for m, v in (("model", 0.4), ("seasonal_naive", 0.6), ("lightgbm", 0.45))])
+    publish_plan(*small_plan("run-backtest", week), settings=settings, backtest=backtest)
+    bi = as_role(settings, roles[1])
+    with connect(bi) as conn, conn.cursor() as cur:
+        cur.execute("select week_start, model, wape from published.forecast_backtest "
+                    "where run_id = 'run-backtest' order by 1, 2")
+        rows = cur.fetchall()
+    assert len(rows) == 9 and ("overall", "lightgbm", 0.45) in rows
+    publish_plan(*small_plan("run-backtest-2", week), settings=settings)  # rerun: replaced
+    with connect(settings) as conn, conn.cursor() as cur:
+        cur.execute("select count(*) from published.forecast_backtest where plan_week = %s",
+                    (week,))
+        assert cur.fetchone()[0] == 0
