@@ -125,13 +125,13 @@ def _categories(rng: np.random.Generator, preset: Preset) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "category": CATEGORY_NAMES[:n],
-            "elasticity": rng.uniform(1.5, 4.0, n),
+            "elasticity": rng.uniform(2.0, 4.5, n),
             "season_amplitude": rng.uniform(0.1, 0.45, n),
             "season_peak_week": rng.integers(1, 53, n),
             "price_scale": np.exp(rng.normal(np.log(30.0), 0.7, n)),
-            "saturation": rng.uniform(0.25, 0.6, n),
+            "saturation": rng.uniform(0.3, 0.7, n),
             "visibility": rng.uniform(0.3, 1.2, n),
-            "cannibalization_rate": rng.uniform(0.2, 0.5, n),
+            "cannibalization_rate": rng.uniform(0.1, 0.4, n),
             "cannibalization_cap": rng.uniform(0.2, 0.4, n),
         }
     )
@@ -162,10 +162,10 @@ def _products(rng: np.random.Generator, preset: Preset, cats: pd.DataFrame) -> p
     margin = rng.uniform(0.2, 0.6, n)
     unit_cost = np.maximum(np.round(list_price * (1.0 - margin), 2), 0.01)
     elasticity = np.clip(
-        cats["elasticity"].to_numpy()[cat_idx] + rng.normal(0.0, 0.25, n), 1.2, 4.5
+        cats["elasticity"].to_numpy()[cat_idx] + rng.normal(0.0, 0.3, n), 1.5, 5.5
     )
     base_units = np.exp(rng.normal(np.log(preset.base_units_median), 0.8, n))
-    dip_share = rng.uniform(0.15, 0.45, n)
+    dip_share = rng.uniform(0.05, 0.35, n)
     short = rng.random(n) < SHORT_STOCK_SHARE
     stock_cover = np.where(short, rng.uniform(0.7, 1.2, n), rng.uniform(1.6, 4.5, n))
     brand = BRANDS[rng.integers(0, len(BRANDS), n)].astype(object)

@@ -205,7 +205,7 @@ def test_ground_truth_files(market) -> None:
     products = pd.read_csv(truth_dir / "products_truth.csv")
     assert {"product_id", "base_weekly_units", "elasticity", "category", "dip_share",
             "stock_cover"} <= set(products.columns)
-    assert products["elasticity"].between(1.2, 4.5).all()
+    assert products["elasticity"].between(1.5, 5.5).all()
     customers = pd.read_csv(truth_dir / "customers_truth.csv")
     assert {"customer_id", "discount_sensitivity", "favourite_category"} <= set(customers.columns)
     seasonality = pd.read_csv(truth_dir / "seasonality_truth.csv")
