@@ -331,7 +331,7 @@ def _simulate(
         dip_due[:, w + 1 : w + 1 + len(DIP_WEIGHTS)] += (dip_share * extra)[:, None] * DIP_WEIGHTS
         demand = rng.poisson(mean * rng.gamma(NB_SHAPE, 1.0 / NB_SHAPE, n))
         # order-up-to stock; the retailer foresees a promotion's lift only in part
-        foresight = np.where(active, rng.uniform(0.5, 1.3, n), 0.0)
+        foresight = np.where(active, rng.uniform(0.3, 1.1, n), 0.0)
         level = cover * rng.uniform(0.8, 1.25, n) * baseline * (1.0 + (multiplier - 1) * foresight)
         stock = np.maximum(np.ceil(level), 1).astype(np.int64)
         sold[:, w] = np.minimum(demand, stock)

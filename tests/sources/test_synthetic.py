@@ -164,10 +164,10 @@ def test_history_has_dips_cannibalization_and_stock_outs(market) -> None:
     merged = history.merge(inventory, on=["product_id", "week_start"])
     assert ((merged["on_hand_units"] == 0) == merged["stocked_out"]).all()
     assert 0.02 < history["stocked_out"].mean() < 0.2
-    assert history.loc[promoted, "stocked_out"].mean() > history.loc[~promoted, "stocked_out"].mean()
-    # recorded sales are the demand, censored
-    assert history["sold_units"].sum() < history["expected_units"].sum()
-    assert history["sold_units"].sum() > 0.8 * history["expected_units"].sum()
+    assert history.loc[promoted, "stocked_out"].any()  # some promotions' lifts are censored
+    # recorded sales are noisy draws of the expected demand, censored by stock
+    ratio_sold = history["sold_units"].sum() / history["expected_units"].sum()
+    assert 0.8 < ratio_sold < 1.1
 
 
 def test_history_promotions_are_confounded(market) -> None:
