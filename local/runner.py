@@ -184,6 +184,17 @@ def model_lines(run_dir: Path) -> list[str]:
             f"    {model:<12} trained on {metrics.get(size_key, 0):,} {size_label}; "
             f"{metric} {metrics['model'][metric]:.3f} vs {baseline} {metrics['baseline'][metric]:.3f}"
         )
+        overall = {row["model"]: row for row in metrics.get("backtest", [])
+                   if row.get("week_start") == "overall"}
+        if overall:
+            weeks = len({row["week_start"] for row in metrics["backtest"]}) - 1
+            lines.append("    forecaster   backtest over %d weeks, WAPE: %s" % (weeks, ", ".join(
+                f"{name} {row['wape']:.3f}" for name, row in overall.items())))
+        if "calibration" in metrics:
+            cal = metrics["calibration"]
+            lines.append(f"    forecaster   calibration at discount 0: bias "
+                         f"{cal.get('bias_at_discount_0', 0):+.1%}, P10-P90 coverage "
+                         f"{cal.get('p10_p90_coverage', 0):.0%}")
     return lines
 
 
