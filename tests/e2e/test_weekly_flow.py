@@ -137,9 +137,11 @@ def test_summary_says_how_much_data_each_model_had(settings, published):
     from local.runner import model_lines
 
     lines = model_lines(settings.runs_dir / published["run_id"])
-    assert len(lines) == 3
+    assert len(lines) == 5
     assert "forecaster" in lines[1] and "product-weeks" in lines[1]
-    assert "recommender" in lines[2] and "popularity" in lines[2]
+    assert "backtest over 8 weeks" in lines[2] and "lightgbm" in lines[2]
+    assert "calibration at discount 0" in lines[3]
+    assert "recommender" in lines[4] and "popularity" in lines[4]
 
 
 @pytest.mark.integration

@@ -1,8 +1,22 @@
 """A seeded fake market in the exact training-set schemas, for the training tests.
 
-Products belong to categories with a known price elasticity; weekly units are Poisson around
-    base * seasonality * holiday_lift * (1 - discount_depth) ** (-elasticity);
-customers buy mostly in one favourite category. `build_fake_market` writes the five training-set
+Products belong to categories with a known price elasticity and a saturating price response.
+A product's expected weekly units are
+
+    base * seasonality * holiday_lift * own_multiplier * (1 - dip) * (1 - cannibalized)
+
+    own_multiplier = exp(elasticity * s * tanh(x / s)) * (1 + type_bump)   (x = -log(1 - depth))
+
+where `type_bump` is the visibility bump of a display, mailer or coupon promotion (0 for a plain
+price cut), `dip` the share of the product's extra units of the last three weeks taken from this
+week (DIP_WEIGHTS x dip_share, at most DIP_CAP of the week) and `cannibalized` the share its
+category loses to the extra units of its promoted siblings (cannibalization_rate x their extra
+units / the category's baseline, at most CANNIBALIZATION_CAP). Realized units are Poisson around
+that mean; some weeks run out of stock (more often when promoted), and then the recorded units
+are the stock, a lower bound of demand (`is_stocked_out`). Promotions go more often to popular
+products and deeper in and before holiday weeks. `build_fake_market(..., effects=False)` draws
+the same market without dip, cannibalization and type bumps (a control for the model's signs).
+Customers buy mostly in one favourite category. `build_fake_market` writes the five training-set
 Parquet files of docs/architecture.md ("Training sets") into a run folder.
 """
 
@@ -20,6 +34,16 @@ from promoflow.run import RunFolder
 FIRST_WEEK = dt.date(2025, 1, 6)  # a Monday
 HOLIDAY_WEEKS = {26, 47, 52}
 DISCOUNT_CHOICES = np.array([0.1, 0.2, 0.3, 0.4])
+SATURATION = 0.35
+PROMO_TYPES = ("price_cut", "display", "mailer", "coupon")
+TYPE_PROBABILITY = np.array([0.4, 0.25, 0.2, 0.15])
+TYPE_BUMP = {"price_cut": 0.0, "display": 0.35, "mailer": 0.5, "coupon": 0.1}
+DIP_WEIGHTS = np.array([0.6, 0.3, 0.1])
+DIP_SHARE = 0.4
+DIP_CAP = 0.35
+CANNIBALIZATION_RATE = 0.8
+CANNIBALIZATION_CAP = 0.35
+SHARE_WEEKS = 12
 
 
 @dataclass(frozen=True)
@@ -30,6 +54,10 @@ class FakeMarket:
     plan_week: dt.date
     category_elasticity: dict[str, float]
     customer_favourite: dict[int, str]
+    saturation: float = SATURATION
+    type_bump: dict[str, float] | None = None
+    dip_share: float = 0.0
+    cannibalization_rate: float = 0.0
 
 
 def _weeks(n: int) -> list[dt.date]:
@@ -56,23 +84,100 @@ def _products(rng: np.random.Generator, n_products: int, n_categories: int) -> p
     })
 
 
+def own_multiplier(elasticity: np.ndarray, depth: np.ndarray, type_bump: np.ndarray
+                   ) -> np.ndarray:
+    """Demand multiplier of a product's own promotion (1 at depth 0)."""
+    x = -np.log1p(-np.clip(depth, 0.0, 0.95))
+    price = np.exp(elasticity * SATURATION * np.tanh(x / SATURATION))
+    return np.where(depth > 0, price * (1.0 + type_bump), 1.0)
+
+
+def _lagged(values: np.ndarray, k: int) -> np.ndarray:
+    """[products, weeks] values k weeks before (0 before the first week)."""
+    out = np.zeros_like(values)
+    out[:, k:] = values[:, :-k]
+    return out
+
+
 def _product_weeks(
-    rng: np.random.Generator, products: pd.DataFrame, elasticity: dict[str, float], n_weeks: int
+    rng: np.random.Generator, products: pd.DataFrame, elasticity: dict[str, float], n_weeks: int,
+    effects: bool,
 ) -> pd.DataFrame:
     weeks = _weeks(n_weeks + 1)  # the last one is the plan week
+    n_p, n_w = len(products), len(weeks)
+    week_of_year = np.array([w.isocalendar()[1] for w in weeks])
+    holiday = np.isin(week_of_year, list(HOLIDAY_WEEKS))
+    event_soon = holiday | np.append(holiday[1:], False)
+    cat_idx = products["category_idx"].to_numpy()
+    base_units = products["base_units"].to_numpy()
+
+    # promotions: popular products more often, deeper in and before holiday weeks
+    popularity = base_units / np.median(base_units)
+    chance = np.clip(0.25 * popularity ** 0.4, 0.1, 0.5)[:, None]
+    promoted = rng.random((n_p, n_w)) < chance
+    promoted[:, -1] = False
+    normal = rng.choice(DISCOUNT_CHOICES, (n_p, n_w), p=[0.35, 0.3, 0.2, 0.15])
+    deep = rng.choice(DISCOUNT_CHOICES, (n_p, n_w), p=[0.1, 0.2, 0.3, 0.4])
+    depth = np.where(promoted, np.where(event_soon[None, :], deep, normal), 0.0)
+    kind = np.where(promoted, rng.choice(len(PROMO_TYPES), (n_p, n_w), p=TYPE_PROBABILITY), 0)
+    bump = np.array([TYPE_BUMP[t] for t in PROMO_TYPES]) if effects else np.zeros(4)
+
+    phase = cat_idx[:, None] * 13
+    season = 1.0 + 0.35 * np.sin(2 * np.pi * (week_of_year[None, :] + phase) / 52)
+    lift = np.where(holiday, 1.8, 1.0)[None, :]
+    baseline = base_units[:, None] * season * lift
+    elast = products["category"].map(elasticity).to_numpy()[:, None]
+    own = baseline * own_multiplier(elast, depth, bump[kind])
+    extra = own - baseline
+    if effects:
+        due = sum(w * _lagged(extra, k) for k, w in enumerate(DIP_WEIGHTS, start=1))
+        dip = np.minimum(DIP_CAP, DIP_SHARE * due / baseline)
+        cannibalized = np.zeros_like(own)
+        for c in np.unique(cat_idx):
+            members = cat_idx == c
+            others_extra = extra[members].sum(axis=0, keepdims=True) - extra[members]
+            share = CANNIBALIZATION_RATE * others_extra / baseline[members].sum(axis=0)
+            cannibalized[members] = np.minimum(CANNIBALIZATION_CAP, share)
+    else:
+        dip = cannibalized = np.zeros_like(own)
+    demand = rng.poisson(own * (1 - dip) * (1 - cannibalized))
+
+    # stock-outs: some weeks have less stock than usual (promoted ones more often)
+    short = rng.random((n_p, n_w)) < np.where(promoted, 0.3, 0.12)
+    stock = np.ceil(own * rng.uniform(0.4, 1.0, (n_p, n_w)))
+    stocked_out = short & (demand >= stock)
+    units = np.where(stocked_out, np.minimum(demand, stock), demand).astype(np.int64)
+    stocked_out[:, -1] = False
+
+    # category pressure: the other promoted products' share of the category's units in the
+    # 12 weeks before, times their depth (the spark feature's definition)
+    cumulative = np.concatenate([np.zeros((n_p, 1)), np.cumsum(units, axis=1)], axis=1)
+    start = np.clip(np.arange(n_w) - SHARE_WEEKS, 0, None)
+    before = cumulative[:, np.arange(n_w)] - cumulative[:, start]
+    pressure = np.zeros((n_p, n_w))
+    count = np.zeros((n_p, n_w))
+    for c in np.unique(cat_idx):
+        members = cat_idx == c
+        total = before[members].sum(axis=0)
+        share = np.where(total > 0, before[members] / np.where(total > 0, total, 1.0), 0.0)
+        term = share * depth[members]
+        pressure[members] = term.sum(axis=0) - term
+        count[members] = promoted[members].sum(axis=0) - promoted[members]
+
     frame = products.merge(pd.DataFrame({"week_start": weeks}), how="cross")
-    frame["week_of_year"] = [w.isocalendar()[1] for w in frame["week_start"]]
-    frame["is_holiday_week"] = frame["week_of_year"].isin(HOLIDAY_WEEKS)
-    is_plan = frame["week_start"] == weeks[-1]
-    promoted = (rng.random(len(frame)) < 0.25) & ~is_plan
-    frame["discount_depth"] = np.where(promoted, rng.choice(DISCOUNT_CHOICES, len(frame)), 0.0)
-    frame["is_promoted"] = promoted
-    phase = frame["category_idx"].to_numpy() * 13
-    season = 1.0 + 0.35 * np.sin(2 * np.pi * (frame["week_of_year"].to_numpy() + phase) / 52)
-    lift = np.where(frame["is_holiday_week"], 1.8, 1.0)
-    elast = frame["category"].map(elasticity).to_numpy()
-    mean = frame["base_units"] * season * lift * (1 - frame["discount_depth"]) ** (-elast)
-    frame["units"] = rng.poisson(mean.to_numpy()).astype(np.int64)
+    frame["week_of_year"] = np.tile(week_of_year, n_p)
+    frame["is_holiday_week"] = np.tile(holiday, n_p)
+    frame["discount_depth"] = depth.reshape(-1)
+    frame["is_promoted"] = promoted.reshape(-1)
+    frame["units"] = units.reshape(-1)
+    for k in (1, 2, 3):
+        frame[f"discount_depth_lag_{k}"] = _lagged(depth, k).reshape(-1)
+    for i, name in enumerate(PROMO_TYPES[1:], start=1):
+        frame[f"promo_{name}"] = (kind == i).astype(float).reshape(-1)
+    frame["category_promo_pressure"] = pressure.reshape(-1)
+    frame["category_promo_count"] = count.reshape(-1)
+    frame["is_stocked_out"] = stocked_out.astype(float).reshape(-1)
+    frame["stocked_out_lag_1"] = _lagged(stocked_out.astype(float), 1).reshape(-1)
     frame = frame.sort_values(["product_id", "week_start"]).reset_index(drop=True)
     past = frame.groupby("product_id")["units"]
     shifted = past.shift(1)
@@ -90,7 +195,7 @@ def _product_weeks(
         lambda s: s.rolling(12, min_periods=1).sum()
     ).fillna(0.0)
     frame["promo_lift"] = 1.0 + 0.1 * frame["category_idx"]  # a static, slightly informative hint
-    frame.loc[is_plan, "units"] = -1
+    frame.loc[frame["week_start"] == weeks[-1], "units"] = -1
     return frame
 
 
@@ -98,6 +203,9 @@ FORECASTER_FEATURES = [
     "category_idx", "week_of_year", "is_holiday_week", "units_lag_1", "units_lag_2",
     "units_lag_4", "units_lag_52", "units_roll_mean_4", "units_roll_mean_12",
     "units_roll_std_12", "discount_depth", "is_promoted", "list_price",
+    "discount_depth_lag_1", "discount_depth_lag_2", "discount_depth_lag_3",
+    "promo_display", "promo_mailer", "promo_coupon", "category_promo_pressure",
+    "category_promo_count", "is_stocked_out", "stocked_out_lag_1",
     "category", "unit_cost", "margin_rate", "popularity_units_12w", "promo_lift",
 ]
 PRODUCT_FEATURES = ["category", "list_price", "unit_cost", "margin_rate",
@@ -166,14 +274,16 @@ def build_fake_market(
     n_categories: int = 4,
     n_customers: int = 300,
     n_weeks: int = 80,
+    effects: bool = True,
 ) -> FakeMarket:
-    """Write the five training-set Parquet files into `run_dir` and return the truth."""
+    """Write the five training-set Parquet files into `run_dir` and return the truth
+    (`effects=False`: no dip, no cannibalization, no promotion-type bumps)."""
     rng = np.random.default_rng(seed)
     run_dir.mkdir(parents=True, exist_ok=True)
     products = _products(rng, n_products, n_categories)
     names = sorted(products["category"].unique(), key=lambda c: int(c.split("_")[1]))
     elasticity = {c: 1.0 + 2.4 * i / max(len(names) - 1, 1) for i, c in enumerate(names)}
-    weeks = _product_weeks(rng, products, elasticity, n_weeks)
+    weeks = _product_weeks(rng, products, elasticity, n_weeks, effects)
     plan_week = FIRST_WEEK + dt.timedelta(weeks=n_weeks)
     weeks["event_timestamp"] = _utc(weeks["week_start"])
     columns = ["product_id", "event_timestamp", "units", *FORECASTER_FEATURES]
@@ -190,4 +300,9 @@ def build_fake_market(
     latest = weeks[weeks["week_start"] == plan_week]
     product_rows = latest[["product_id", "event_timestamp", *PRODUCT_FEATURES]]
     product_rows.reset_index(drop=True).to_parquet(folder.recommender_products, index=False)
-    return FakeMarket(run_dir, plan_week, elasticity, favourite)
+    return FakeMarket(
+        run_dir, plan_week, elasticity, favourite, SATURATION,
+        type_bump=dict(TYPE_BUMP) if effects else dict.fromkeys(TYPE_BUMP, 0.0),
+        dip_share=DIP_SHARE if effects else 0.0,
+        cannibalization_rate=CANNIBALIZATION_RATE if effects else 0.0,
+    )

@@ -1,11 +1,19 @@
-"""Unit tests of the forecaster network: monotone in discount, ordered quantiles, pinball loss."""
+"""Unit tests of the forecaster network: monotone in discount, ordered quantiles, the signs of
+the promotion terms, the (censored) pinball loss."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from training.forecaster.model import QUANTILES, DemandForecaster, pinball_loss, to_units
+from training.forecaster.model import (
+    QUANTILES,
+    DemandForecaster,
+    pinball_loss,
+    pinball_terms,
+    price_basis,
+    to_units,
+)
 
 DISCOUNTS = torch.tensor([0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.6, 0.9])
 
@@ -70,3 +78,103 @@ def test_pinball_loss_is_smallest_at_the_true_quantiles() -> None:
     at_truth = pinball_loss(true.expand(len(target), 3), target)
     for shift in (-0.3, 0.3):
         assert pinball_loss((true + shift).expand(len(target), 3), target) > at_truth
+
+
+def _promotion_inputs(seed: int, n: int) -> tuple[torch.Tensor, ...]:
+    generator = torch.Generator().manual_seed(seed)
+    promo_type = (torch.rand(n, 3, generator=generator) < 0.3).float()
+    lag_depth = torch.rand(n, 3, generator=generator) * 0.5
+    pressure = torch.rand(n, generator=generator) * 0.4
+    return promo_type, lag_depth, pressure
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_monotone_in_depth_whatever_the_other_promotion_inputs(seed: int) -> None:
+    model = _random_model(seed)
+    features, product, category = _random_rows(seed)
+    others = _promotion_inputs(seed, len(features))
+    with torch.no_grad():
+        curves = torch.stack([
+            model(features, product, category, torch.full((len(features),), float(d)),
+                  torch.full((len(features),), float(d >= 0.01)), *others)
+            for d in DISCOUNTS
+        ])
+    assert (curves[1:] >= curves[:-1]).all()
+
+
+def test_price_response_is_concave_and_saturates() -> None:
+    """The lift of a price cut grows ever more slowly with depth (no constant elasticity)."""
+    model = _random_model(0)
+    product, category = torch.arange(12), torch.arange(12) % 4
+    depths = torch.linspace(0.05, 0.9, 18)
+    with torch.no_grad():
+        lift = torch.stack([model.own_lift(product, category, torch.full((12,), float(d)),
+                                           torch.ones(12)) for d in depths])
+    steps = lift[1:] - lift[:-1]
+    assert (steps >= 0).all()
+    assert (steps[1:] <= steps[:-1] + 1e-6).all()
+    assert torch.equal(price_basis(torch.zeros(3)), torch.zeros(3, 4))
+
+
+def test_dip_pressure_and_types_move_demand_the_right_way() -> None:
+    """Earlier promotions and promoted siblings only lower demand; promotion types only raise
+    it; the terms are live (they move every row)."""
+    model = _random_model(1)
+    features, product, category = _random_rows(1)
+    n = len(features)
+    discount = torch.full((n,), 0.2)
+    promoted = torch.ones(n)
+    zeros3, zero = torch.zeros(n, 3), torch.zeros(n)
+    with torch.no_grad():
+        base = model(features, product, category, discount, promoted, zeros3, zeros3, zero)
+        dipped = model(features, product, category, discount, promoted, zeros3,
+                       torch.full((n, 3), 0.3), zero)
+        pressed = model(features, product, category, discount, promoted, zeros3, zeros3,
+                        torch.full((n,), 0.3))
+        bumped = model(features, product, category, discount, promoted, torch.ones(n, 3),
+                       zeros3, zero)
+    assert (pressed[:, 1] < base[:, 1]).all()
+    assert (bumped[:, 1] > base[:, 1]).all()
+    assert (dipped[:, 1] < base[:, 1]).all()  # this model does not deflate its level inputs
+    past = model.past_lift(product, category, torch.full((n, 3), 0.3))
+    assert (model.dip_effect(category, past) > 0).all()
+    assert (model.dip_effect(category, torch.zeros(n, 3)) == 0).all()
+
+
+def test_censored_pinball_ignores_over_prediction_on_censored_rows() -> None:
+    target = torch.tensor([2.0, 2.0, 2.0, 2.0])
+    censored = torch.tensor([1.0, 1.0, 0.0, 0.0])
+    predicted = torch.tensor([[2.5, 3.0, 3.5],   # censored, above the record: free
+                              [0.5, 1.0, 1.5],   # censored, below: costs as usual
+                              [2.5, 3.0, 3.5],   # not censored, above: costs
+                              [0.5, 1.0, 1.5]], requires_grad=True)
+    terms = pinball_terms(predicted, target, censored)
+    plain = pinball_terms(predicted, target)
+    assert torch.equal(terms[0], torch.zeros(3))
+    assert torch.equal(terms[1:], plain[1:])
+    assert (plain[0] > 0).all()
+    pinball_loss(predicted, target, censored).backward()
+    assert torch.equal(predicted.grad[0], torch.zeros(3))  # no pull down from a lower bound
+    assert (predicted.grad[1] < 0).all()  # pushed up towards (above) the record
+    assert pinball_loss(predicted, target, censored) < pinball_loss(predicted, target)
+
+
+def test_level_inputs_are_deflated_by_the_lift_of_past_promotions() -> None:
+    """Last week's promotion inflated last week's units: the body sees them without its lift."""
+    torch.manual_seed(0)
+    model = DemandForecaster(n_features=3, n_products=2, n_categories=1, embedding_dim=2,
+                             hidden_dim=4, level_index=[0, 2], level_scale=[2.0, 1.0],
+                             level_window=[[1.0, 0.0, 0.0], [0.25, 0.25, 0.25]]).eval()
+    seen = []
+    model.body.register_forward_pre_hook(lambda module, args: seen.append(args[0][:, :3]))
+    features = torch.zeros(2, 3)
+    product, category = torch.tensor([1, 2]), torch.tensor([1, 1])
+    lag_depth = torch.tensor([[0.0, 0.0, 0.0], [0.3, 0.0, 0.0]])
+    with torch.no_grad():
+        model(features, product, category, torch.zeros(2), torch.zeros(2), None, lag_depth)
+        lift = model.own_lift(product[1:], category[1:], torch.tensor([0.3]), torch.ones(1))
+    inputs = seen[0]
+    assert torch.equal(inputs[0], torch.zeros(3))  # no promotion before: untouched
+    assert inputs[1, 0] == pytest.approx(-2.0 * float(lift), rel=1e-5)
+    assert inputs[1, 1] == 0.0  # not a level input
+    assert inputs[1, 2] == pytest.approx(-float(torch.log1p(torch.expm1(lift) / 4)), rel=1e-5)

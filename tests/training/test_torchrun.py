@@ -12,10 +12,12 @@ import pytest
 import torch
 
 from promoflow.run import Run, RunFolder, RunParams
+from training.forecaster.backtest import backtest_path
 from training.launch import TrainingFailed, run_torchrun
 
 FORECAST_COLUMNS = ["product_id", "week_start", "discount_depth", "units_p10", "units_p50",
-                    "units_p90"]
+                    "units_p90", "dip_units", "cannibalized_units"]
+METRIC_NAMES = {"wape", "bias", "mase", "quantile_loss", "p10_p90_coverage"}
 RECOMMENDATION_COLUMNS = ["product_id", "customer_id", "score", "rank"]
 
 
@@ -30,7 +32,7 @@ def run_dir(fake_market, tmp_path: Path) -> Path:
 def test_forecaster_under_torchrun(fake_market, run_dir: Path, settings, tmp_path: Path) -> None:
     models = tmp_path / "models"
     folder = RunFolder(run_dir)
-    run = Run("torchrun-test", RunParams(max_discount=0.3, epochs=25))
+    run = Run("torchrun-test", RunParams(max_discount=0.3, discount_step=0.1, epochs=25))
     folder.write_json(folder.run_file, run.to_dict())
     run_torchrun("training.forecaster.train", ["--run-dir", run_dir, "--models-dir", models],
                  nproc=2, settings=settings)
@@ -44,8 +46,12 @@ def test_forecaster_under_torchrun(fake_market, run_dir: Path, settings, tmp_pat
     assert (forecasts["units_p10"] <= forecasts["units_p50"]).all()
     assert (forecasts["units_p50"] <= forecasts["units_p90"]).all()
     ordered = forecasts.sort_values(["product_id", "discount_depth"])
-    for column in ("units_p10", "units_p50", "units_p90"):
-        assert (ordered.groupby("product_id")[column].diff().dropna() >= 0).all()
+    for column in ("units_p10", "units_p50", "units_p90", "dip_units", "cannibalized_units"):
+        assert (ordered.groupby("product_id")[column].diff().dropna() >= 0).all(), column
+    at_zero = ordered[ordered["discount_depth"] == 0]
+    assert (at_zero[["dip_units", "cannibalized_units"]] == 0).all().all()
+    promoted = ordered[ordered["discount_depth"] > 0]
+    assert (promoted["dip_units"] > 0).all() and (promoted["cannibalized_units"] > 0).all()
 
     # the price response follows the true elasticities: the most elastic category gains more
     wide = ordered.pivot(index="product_id", columns="discount_depth", values="units_p50")
@@ -54,14 +60,25 @@ def test_forecaster_under_torchrun(fake_market, run_dir: Path, settings, tmp_pat
 
     metrics = json.loads(folder.metrics("forecaster").read_text())
     assert metrics["holdout_weeks"] == 8 and metrics["train_rows"] == 24 * 72
-    for side in ("model", "baseline"):
-        assert set(metrics[side]) == {"wape", "mase", "quantile_loss"}
+    assert metrics["fit_rows"] == 24 * 64 and metrics["validation_rows"] == 24 * 8
+    for side in ("model", "baseline", "lightgbm"):
+        assert set(metrics[side]) == METRIC_NAMES
     assert metrics["model"]["wape"] < 0.8 * metrics["baseline"]["wape"]
     assert metrics["model"]["mase"] < metrics["baseline"]["mase"]
     assert metrics["model"]["quantile_loss"] < metrics["baseline"]["quantile_loss"]
+    assert {"bias_at_discount_0", "p10_p90_coverage", "rows"} <= set(metrics["calibration"])
+
+    training = metrics["training"]
+    assert 1 <= training["chosen_epoch"] == metrics["chosen_epoch"] <= training["epochs_run"] <= 25
+    assert len(training["history"]) == training["epochs_run"]
+    backtest = pd.read_parquet(backtest_path(folder))
+    assert set(backtest["model"]) == {"model", "seasonal_naive", "lightgbm"}
+    assert backtest["week_start"].nunique() == 8 + 1  # each holdout week, then overall
+    assert len(metrics["backtest"]) == len(backtest) == 3 * 9
 
     state = torch.load(models / "forecaster" / "checkpoint.pt", weights_only=False)
-    assert state["epoch"] == 24 and state["step"] > 0
+    assert state["epoch"] == training["epochs_run"] - 1 and state["step"] > 0
+    assert state["extra"]["early_stopping"]["finished"]
     assert not list(run_dir.glob(".*.tmp"))
 
 

@@ -1,8 +1,9 @@
 """Holdout metrics of the forecaster and of the seasonal-naive baseline.
 
-WAPE = sum|y - P50| / sum y; MASE = mean|y - P50| divided by the in-sample mean absolute
-one-week change of the training rows (the same scale for model and baseline); quantile loss =
-mean pinball loss over P10/P50/P90 in units. The baseline forecasts the units of 52 weeks earlier,
+WAPE = sum|y - P50| / sum y; bias = sum P50 / sum y - 1; MASE = mean|y - P50| divided by the
+in-sample mean absolute one-week change of the training rows (the same scale for every
+forecaster); quantile loss = mean pinball loss over P10/P50/P90 in units; P10-P90 coverage =
+share of rows with P10 <= y <= P90. The baseline forecasts the units of 52 weeks earlier,
 falling back to last week's units; its P10/P90 scale that point by the 10% and 90% quantiles of
 its own log1p residuals on the training rows.
 """
@@ -19,12 +20,27 @@ def wape(actual: np.ndarray, point: np.ndarray) -> float:
     return float(np.abs(actual - point).sum() / max(float(actual.sum()), 1e-9))
 
 
+def bias(actual: np.ndarray, point: np.ndarray) -> float:
+    return float(point.sum() / max(float(actual.sum()), 1e-9) - 1.0)
+
+
+def coverage(actual: np.ndarray, quantiles: np.ndarray) -> float:
+    """Share of rows inside [P10, P90] (0 without rows)."""
+    if len(actual) == 0:
+        return 0.0
+    return float(((quantiles[:, 0] <= actual) & (actual <= quantiles[:, 2])).mean())
+
+
 def mase(actual: np.ndarray, point: np.ndarray, scale: float) -> float:
+    if len(actual) == 0:
+        return 0.0
     return float(np.abs(actual - point).mean() / max(scale, 1e-9))
 
 
 def quantile_loss(actual: np.ndarray, quantiles: np.ndarray) -> float:
     """Mean pinball loss of [rows, 3] quantile forecasts in units."""
+    if len(actual) == 0:
+        return 0.0
     error = actual[:, None] - quantiles
     taus = np.asarray(QUANTILES)[None, :]
     return float(np.maximum(taus * error, (taus - 1) * error).mean())
@@ -61,9 +77,11 @@ def baseline_quantiles(fit_rows: pd.DataFrame, rows: pd.DataFrame) -> np.ndarray
 
 
 def score(actual: np.ndarray, quantiles: np.ndarray, scale: float) -> dict[str, float]:
-    """WAPE, MASE and quantile loss of one forecaster."""
+    """WAPE, bias, MASE, quantile loss and P10-P90 coverage of one forecaster."""
     return {
         "wape": wape(actual, quantiles[:, 1]),
+        "bias": bias(actual, quantiles[:, 1]),
         "mase": mase(actual, quantiles[:, 1], scale),
         "quantile_loss": quantile_loss(actual, quantiles),
+        "p10_p90_coverage": coverage(actual, quantiles),
     }

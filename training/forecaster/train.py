@@ -2,11 +2,42 @@
 
     torchrun --standalone --nproc_per_node=2 -m training.forecaster.train --run-dir DIR
 
-Reads the forecaster training and scoring sets from the run folder and writes the forecasts
-(P10/P50/P90 units of every product at each candidate discount of the run's discount grid,
-`RunParams.discount_levels`) and the metrics (model vs seasonal-naive baseline) there; the
-checkpoint goes to <models-dir>/forecaster/checkpoint.pt. The model is trained on the weeks
-before the holdout and used as is for the plan week (no refit).
+Reads the forecaster training and scoring sets from the run folder. The weeks are split in
+time (data.py): fitting weeks, then the validation slice (`validation_weeks`, early stopping
+and calibration), then the holdout (`holdout_weeks`, evaluation and backtest). The model is
+fitted on the fitting weeks, early-stopped on the validation slice (the epoch kept is reported),
+calibrated there (calibration.py), and used as is for the holdout and the plan week (no refit).
+
+Writes to the run folder:
+
+- `forecasts.parquet`: every product at each candidate discount of the run's discount grid
+  (`RunParams.discount_levels`): units_p10, units_p50, units_p90 (calibrated), and for the
+  planner `dip_units` and `cannibalized_units` (below);
+- `forecaster_metrics.json`: `model`, `baseline` (seasonal naive) and `lightgbm` on the holdout
+  (evaluate.score), `calibration` (bias at discount 0 and P10-P90 coverage on the holdout rows
+  not promoted and not stocked out, with the fitted correction and the uncorrected values),
+  `training` (chosen epoch, also top-level `chosen_epoch`, epochs run, validation history),
+  the learned promotion effects
+  (`price_response`, `type_bump`, `dip_share`, `cannibalization_rate` per category,
+  `dip_lag_weights`) and `backtest` (backtest.py);
+- `backtest.parquet` (`backtest.backtest_path`).
+
+The checkpoint goes to <models-dir>/forecaster/checkpoint.pt.
+
+Planner inputs, for product p of category c at candidate depth d, with B_p its calibrated P50 at
+depth 0 in the plan week (taken as the baseline of each of the next weeks too):
+
+    dip_units(p, d) = B_p * sum_{l=1..3} (1 - exp(-kappa_c * omega_l * (1 - exp(-lift_p(d)))))
+
+the units the product's next three weeks lose when it is promoted at d now (lift_p(d) is its
+own log lift at d, the dip term of model.py with the promotion l weeks back), and
+
+    cannibalized_units(p, d) = (sum_{q in c, q != p} B_q) * (1 - exp(-gamma_c * share_p * d))
+
+the units its category siblings lose in total when p alone is promoted at d: the pressure each
+sibling then sees is share_p * d, with share_p = p's share of the category's units over the 12
+weeks before the plan week (units_roll_mean_12 of the scoring rows, the definition of the
+category_promo_pressure feature). Both are 0 at d = 0 and non-decreasing in d (checked).
 """
 
 from __future__ import annotations
@@ -26,26 +57,37 @@ from training.common.checkpoint import make_run_key
 from training.common.cli import base_parser, configure, default_models_dir, run_main, run_params
 from training.common.distributed import DistContext
 from training.common.io import write_parquet
-from training.common.loop import fit
 from training.forecaster import evaluate
+from training.forecaster.backtest import LightGBMBaseline, backtest_path, backtest_table
+from training.forecaster.calibration import Calibration, measure
 from training.forecaster.data import (
     FEATURE_NAMES,
+    N_INPUTS,
     Standardizer,
     Vocab,
     make_batch,
+    promoted_rows,
     raw_features,
     read_frame,
     split_holdout,
+    split_validation,
+    stocked_out,
 )
-from training.forecaster.model import DemandForecaster, pinball_loss, to_units
+from training.forecaster.fitting import fit_with_early_stopping
+from training.forecaster.model import PROMO_TYPES, DemandForecaster, pinball_terms
 
 log = logging.getLogger("training.forecaster")
+
+#: depths at which the metrics report each category's price response (units multiplier)
+RESPONSE_DEPTHS = (0.1, 0.2, 0.3, 0.4, 0.5)
 
 
 @dataclass
 class DataConfig:
     run_dir: Path = Path(".")
     holdout_weeks: int = 8
+    #: weeks before the holdout for early stopping and calibration (fewer on short data)
+    validation_weeks: int = 8
     #: candidate discounts to forecast: the run's grid (RunParams.discount_levels)
     discount_levels: tuple[float, ...] = RunParams().discount_levels
 
@@ -61,12 +103,17 @@ class ModelConfig:
 class OptimConfig:
     lr: float = 5e-3
     weight_decay: float = 1e-4
+    #: learning rate of the promotion terms' parameters, as a multiple of lr
+    effect_lr_scale: float = 5.0
     batch_size: int = 512  # per process; lowered on small data (see effective_batch_size)
+    #: lower the batch on small data so each rank takes at least this many steps an epoch
+    min_steps: int = 32
 
 
 @dataclass
 class TrainerConfig:
-    epochs: int = 30
+    epochs: int = 30  # at most; early stopping may keep an earlier epoch
+    patience: int = 8  # epochs without a better validation loss before stopping
     seed: int = 42
     models_dir: Path | None = None  # default: the settings' models folder
 
@@ -87,34 +134,87 @@ def candidate_levels(cfg: DataConfig) -> list[float]:
     return levels
 
 
+def row_loss(model: torch.nn.Module, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """Per-row censored pinball loss (the dataset's columns: inputs, target, censored)."""
+    predicted = model(*batch[:N_INPUTS])
+    return pinball_terms(predicted, batch[N_INPUTS], batch[N_INPUTS + 1]).mean(dim=-1)
+
+
 @torch.no_grad()
-def predict_units(model: DemandForecaster, batch, device: torch.device) -> np.ndarray:
-    """[rows, 3] P10/P50/P90 units."""
+def predict_log(model: DemandForecaster, batch, device: torch.device,
+                chunk: int = 65536) -> np.ndarray:
+    """[rows, 3] P10/P50/P90 of log1p(units), uncalibrated."""
     model.eval()
-    inputs = [t.to(device) for t in batch.tensors()[:5]]
-    return to_units(model(*inputs)).cpu().numpy().astype(float)
+    inputs = batch.inputs()
+    parts = [model(*[t[s:s + chunk].to(device) for t in inputs]).cpu()
+             for s in range(0, len(inputs[0]), chunk)]
+    return torch.cat(parts).numpy().astype(float) if parts else np.zeros((0, 3))
+
+
+def predict_units(model: DemandForecaster, batch, device: torch.device,
+                  calibration: Calibration | None = None) -> np.ndarray:
+    """[rows, 3] P10/P50/P90 units (calibrated when a calibration is given)."""
+    return (calibration or Calibration()).units(predict_log(model, batch, device))
+
+
+@torch.no_grad()
+def _effects(model: DemandForecaster, frame: pd.DataFrame, vocab: Vocab, level: float,
+             device: torch.device) -> tuple[np.ndarray, ...]:
+    """Per row of `frame`: own lift at `level`, dip share, dip weights, cannibalization rate."""
+    product = torch.from_numpy(vocab.product_index(frame)).to(device)
+    category = torch.from_numpy(vocab.category_index(frame)).to(device)
+    depth = torch.full((len(frame),), float(np.clip(level, 0.0, 0.95)), device=device)
+    lift = model.own_lift(product, category, depth, (depth >= 0.01).float())
+    return (lift.cpu().numpy().astype(float), model.dip_share(category).cpu().numpy(),
+            model.dip_weights().cpu().numpy(), model.cannibalization_rate(category).cpu().numpy())
+
+
+def category_shares(score: pd.DataFrame) -> np.ndarray:
+    """Each product's share of its category's units over the 12 weeks before the plan week."""
+    recent = pd.to_numeric(score["units_roll_mean_12"], errors="coerce").fillna(0.0).clip(lower=0)
+    total = recent.groupby(score["category"].astype(str)).transform("sum")
+    return np.where(total > 0, recent / total.where(total > 0, 1.0), 0.0)
 
 
 def forecast_plan_week(
     model: DemandForecaster, score: pd.DataFrame, standardizer: Standardizer, vocab: Vocab,
-    levels: list[float], device: torch.device,
+    levels: list[float], device: torch.device, calibration: Calibration | None = None,
 ) -> pd.DataFrame:
-    """One row per product and candidate discount; demand checked non-decreasing in discount."""
+    """One row per product and candidate discount; demand quantiles, dip and cannibalized units
+    checked non-decreasing in discount (module docstring for the formulas)."""
+    if 0.0 not in levels:
+        raise ValueError("the candidate levels must include 0 (the no-promotion baseline).")
+    score = score.reset_index(drop=True)
+    shares = category_shares(score)
     parts = []
     for level in levels:
         batch = make_batch(score, standardizer, vocab, discount=np.full(len(score), level))
-        units = predict_units(model, batch, device)
-        parts.append(pd.DataFrame({
+        units = predict_units(model, batch, device, calibration)
+        parts.append((level, units, *_effects(model, score, vocab, level, device)))
+    baseline = next(units[:, 1] for level, units, *_ in parts if level == 0.0)
+    siblings = (pd.Series(baseline).groupby(score["category"].astype(str).to_numpy())
+                .transform("sum").to_numpy() - baseline)
+    frames = []
+    for level, units, lift, kappa, omega, gamma in parts:
+        extra_share = 1.0 - np.exp(-lift)
+        dip = baseline * (1.0 - np.exp(-kappa[:, None] * omega[None, :] * extra_share[:, None])
+                          ).sum(axis=1)
+        cannibalized = siblings * (1.0 - np.exp(-gamma * shares * level))
+        frames.append(pd.DataFrame({
             "product_id": score["product_id"].to_numpy(),
             "week_start": score["week_start"].dt.date.to_numpy(),
             "discount_depth": float(level),
             "units_p10": units[:, 0], "units_p50": units[:, 1], "units_p90": units[:, 2],
+            "dip_units": dip if level > 0 else np.zeros(len(score)),
+            "cannibalized_units": cannibalized if level > 0 else np.zeros(len(score)),
         }))
-    forecasts = pd.concat(parts, ignore_index=True)
+    forecasts = pd.concat(frames, ignore_index=True)
     forecasts = forecasts.sort_values(["product_id", "discount_depth"]).reset_index(drop=True)
-    steps = forecasts.groupby("product_id")["units_p50"].diff().dropna()
-    if (steps < -1e-6).any():
-        raise RuntimeError("forecast demand decreases with discount depth; the model is broken.")
+    by_product = forecasts.groupby("product_id")
+    for column in ("units_p10", "units_p50", "units_p90", "dip_units", "cannibalized_units"):
+        if (by_product[column].diff().dropna() < -1e-6).any():
+            raise RuntimeError(f"forecast {column} decreases with discount depth; "
+                               "the model is broken.")
     return forecasts
 
 
@@ -132,71 +232,147 @@ def train(cfg: ForecasterConfig) -> dict | None:
         raise ValueError("holdout_weeks must be at least 1 so the model can be evaluated.")
     levels = candidate_levels(cfg.data)
     ctx = setup_distributed()
+    threads = torch.get_num_threads()
+    # the network is small: one intra-op thread is the fastest (under torchrun the launcher
+    # sets OMP_NUM_THREADS=1 anyway), and a plain in-process run gets the same
+    torch.set_num_threads(1)
     try:
         seed_everything(cfg.trainer.seed)
         folder = RunFolder(cfg.data.run_dir)
         frame = read_frame(folder.forecaster_train, label=True)
         score_rows = read_frame(folder.forecaster_score, label=False)
-        fit_rows, holdout_rows = split_holdout(frame, cfg.data.holdout_weeks)
+        before, holdout_rows = split_holdout(frame, cfg.data.holdout_weeks)
+        fit_rows, validation_rows = split_validation(before, cfg.data.validation_weeks)
         standardizer = Standardizer.fit(raw_features(fit_rows))
         vocab = Vocab.fit(fit_rows, score_rows)
         train_batch = make_batch(fit_rows, standardizer, vocab)
+        validation_batch = make_batch(validation_rows, standardizer, vocab)
         model = DemandForecaster(
             n_features=len(FEATURE_NAMES), n_products=len(vocab.products),
             n_categories=len(vocab.categories), embedding_dim=cfg.model.embedding_dim,
             hidden_dim=cfg.model.hidden_dim, dropout=cfg.model.dropout,
-            initial_level=float(train_batch.target.mean()),
+            initial_level=float(train_batch.target.mean()), **standardizer.level_inputs(),
         )
-        optimizer = torch.optim.AdamW(
-            model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay
-        )
+        # fused: one kernel over all the (many small) parameters, CPU and CUDA alike
+        optimizer = torch.optim.AdamW(model.parameter_groups(
+            cfg.optim.lr, cfg.optim.weight_decay, cfg.optim.effect_lr_scale), fused=True)
         models_dir = cfg.trainer.models_dir or default_models_dir()
-        log.info("forecaster: %d training rows, %d holdout rows, %d products, world size %d",
-                 len(fit_rows), len(holdout_rows), len(vocab.products), ctx.world_size)
-        fit(
+        log.info("forecaster: %d fitting rows, %d validation rows, %d holdout rows, %d products, "
+                 "world size %d", len(fit_rows), len(validation_rows), len(holdout_rows),
+                 len(vocab.products), ctx.world_size)
+        result = fit_with_early_stopping(
             ctx, model, optimizer, TensorDataset(*train_batch.tensors()),
-            lambda m, b: pinball_loss(m(*b[:5]), b[5]),
-            epochs=cfg.trainer.epochs, batch_size=cfg.optim.batch_size, seed=cfg.trainer.seed,
+            validation_batch.tensors(), row_loss,
+            epochs=cfg.trainer.epochs, patience=cfg.trainer.patience,
+            batch_size=cfg.optim.batch_size, seed=cfg.trainer.seed,
             checkpoint_path=models_dir / "forecaster" / "checkpoint.pt",
             run_key=_run_key(cfg, frame, ctx), name="forecaster",
             extra={"standardizer": standardizer.to_dict(), "feature_names": FEATURE_NAMES,
                    "products": list(vocab.products), "categories": list(vocab.categories),
                    "model": asdict(cfg.model)},
+            min_steps=cfg.optim.min_steps,
         )
         metrics = None
         if ctx.is_main:
-            metrics = _evaluate(model, fit_rows, holdout_rows, standardizer, vocab, cfg, ctx)
+            calibration = _calibrate(model, validation_rows, validation_batch, ctx)
+            metrics = _evaluate(model, calibration, fit_rows, validation_rows, holdout_rows,
+                                standardizer, vocab, cfg, ctx)
+            metrics["training"] = result.to_dict(cfg.trainer.epochs, cfg.trainer.patience)
+            metrics["chosen_epoch"] = result.best_epoch
             forecasts = forecast_plan_week(model, score_rows, standardizer, vocab, levels,
-                                           ctx.device)
+                                           ctx.device, calibration)
             write_parquet(forecasts, folder.forecasts)
+            write_parquet(pd.DataFrame(metrics["backtest"]), backtest_path(folder))
             folder.write_json(folder.metrics("forecaster"), metrics)
         barrier(ctx)
         return metrics
     finally:
+        torch.set_num_threads(threads)
         cleanup_distributed()
 
 
+def _at_discount_0(rows: pd.DataFrame) -> np.ndarray:
+    """Rows without a promotion whose units are demand (not stocked out)."""
+    return ~promoted_rows(rows) & ~stocked_out(rows)
+
+
+def _calibrate(model: DemandForecaster, validation_rows: pd.DataFrame, validation_batch,
+               ctx: DistContext) -> Calibration:
+    """The post-hoc correction fitted on the validation slice at discount 0."""
+    if validation_rows.empty:
+        return Calibration()
+    keep = _at_discount_0(validation_rows)
+    log_q = predict_log(model, validation_batch, ctx.device)
+    units = pd.to_numeric(validation_rows["units"]).to_numpy(dtype=float)
+    return Calibration.fit(log_q[keep], units[keep])
+
+
 def _evaluate(
-    model: DemandForecaster, fit_rows: pd.DataFrame, holdout_rows: pd.DataFrame,
-    standardizer: Standardizer, vocab: Vocab, cfg: ForecasterConfig, ctx: DistContext,
+    model: DemandForecaster, calibration: Calibration, fit_rows: pd.DataFrame,
+    validation_rows: pd.DataFrame, holdout_rows: pd.DataFrame, standardizer: Standardizer,
+    vocab: Vocab, cfg: ForecasterConfig, ctx: DistContext,
 ) -> dict:
-    actual = holdout_rows["units"].astype(float).to_numpy()
+    holdout_rows = holdout_rows.reset_index(drop=True)
+    actual = pd.to_numeric(holdout_rows["units"]).to_numpy(dtype=float)
     scale = evaluate.naive_scale(fit_rows)
-    predicted = predict_units(model, make_batch(holdout_rows, standardizer, vocab), ctx.device)
-    baseline = evaluate.baseline_quantiles(fit_rows, holdout_rows)
-    all_categories = torch.tensor(list(vocab.categories.values()), device=ctx.device)
-    elasticity = torch.nn.functional.softplus(model.category_elasticity[all_categories])
-    metrics = {
-        "model": evaluate.score(actual, predicted, scale),
-        "baseline": evaluate.score(actual, baseline, scale),
-        "holdout_weeks": cfg.data.holdout_weeks,
-        "train_rows": len(fit_rows),
-        "holdout_rows": len(holdout_rows),
-        "category_elasticity": dict(zip(vocab.categories, elasticity.tolist(), strict=True)),
+    log_q = predict_log(model, make_batch(holdout_rows, standardizer, vocab), ctx.device)
+    predictions = {
+        "model": calibration.units(log_q),
+        "seasonal_naive": evaluate.baseline_quantiles(fit_rows, holdout_rows),
+        "lightgbm": LightGBMBaseline.fit(fit_rows, validation_rows, vocab,
+                                         cfg.trainer.seed).predict(holdout_rows),
     }
-    log.info("forecaster holdout: model %s, seasonal naive %s", metrics["model"],
-             metrics["baseline"])
+    demand = ~stocked_out(holdout_rows)  # units are demand, not a lower bound
+    base = _at_discount_0(holdout_rows)
+    backtest = backtest_table(holdout_rows, predictions, scale)
+    metrics = {
+        "model": evaluate.score(actual[demand], predictions["model"][demand], scale),
+        "baseline": evaluate.score(actual[demand], predictions["seasonal_naive"][demand], scale),
+        "lightgbm": evaluate.score(actual[demand], predictions["lightgbm"][demand], scale),
+        "holdout_weeks": cfg.data.holdout_weeks,
+        "validation_weeks": int(validation_rows["week_start"].nunique()),
+        "train_rows": len(fit_rows) + len(validation_rows),
+        "fit_rows": len(fit_rows),
+        "validation_rows": len(validation_rows),
+        "holdout_rows": len(holdout_rows),
+        "evaluated_rows": int(demand.sum()),
+        "calibration": {
+            **measure(actual[base], predictions["model"][base]),
+            "uncalibrated": measure(actual[base], Calibration().units(log_q)[base]),
+            "correction": calibration.to_dict(),
+            "fitted_on": "validation weeks before the holdout, rows at discount 0",
+        },
+        **_learned_effects(model, vocab, ctx.device),
+        "backtest": backtest.to_dict(orient="records"),
+    }
+    log.info("forecaster holdout: model %s, seasonal naive %s, lightgbm %s; calibration %s",
+             metrics["model"], metrics["baseline"], metrics["lightgbm"],
+             {k: metrics["calibration"][k] for k in ("bias_at_discount_0", "p10_p90_coverage")})
     return metrics
+
+
+@torch.no_grad()
+def _learned_effects(model: DemandForecaster, vocab: Vocab, device: torch.device) -> dict:
+    """Per category: units multiplier of a plain price cut at RESPONSE_DEPTHS (for a product
+    at its category's curve), type bumps (units multiplier - 1), dip share, cannibalization."""
+    names = list(vocab.categories)
+    category = torch.tensor([vocab.categories[c] for c in names], device=device)
+    unseen = torch.zeros_like(category)  # product index 0: the category's own curve
+    response, bumps = {}, model.type_bumps(category).cpu().numpy()
+    for depth in RESPONSE_DEPTHS:
+        d = torch.full((len(names),), depth, device=device)
+        lift = model.own_lift(unseen, category, d, torch.ones_like(d)).cpu().numpy()
+        response[f"{depth:g}"] = np.exp(lift)
+    return {
+        "price_response": {c: {k: float(v[i]) for k, v in response.items()}
+                           for i, c in enumerate(names)},
+        "type_bump": {c: {t: float(np.expm1(bumps[i, j])) for j, t in enumerate(PROMO_TYPES)}
+                      for i, c in enumerate(names)},
+        "dip_share": dict(zip(names, model.dip_share(category).cpu().tolist(), strict=True)),
+        "dip_lag_weights": model.dip_weights().cpu().tolist(),
+        "cannibalization_rate": dict(zip(
+            names, model.cannibalization_rate(category).cpu().tolist(), strict=True)),
+    }
 
 
 def parse_args(argv: list[str] | None = None) -> ForecasterConfig:
