@@ -188,8 +188,8 @@ def model_lines(run_dir: Path) -> list[str]:
                    if row.get("week_start") == "overall"}
         if overall:
             weeks = len({row["week_start"] for row in metrics["backtest"]}) - 1
-            lines.append("    forecaster   backtest over %d weeks, WAPE: %s" % (weeks, ", ".join(
-                f"{name} {row['wape']:.3f}" for name, row in overall.items())))
+            scores = ", ".join(f"{name} {row['wape']:.3f}" for name, row in overall.items())
+            lines.append(f"    forecaster   backtest over {weeks} weeks, WAPE: {scores}")
         if "calibration" in metrics:
             cal = metrics["calibration"]
             lines.append(f"    forecaster   calibration at discount 0: bias "

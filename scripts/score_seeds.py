@@ -68,8 +68,8 @@ def table(rows: list[dict]) -> list[str]:
     def num(value, spec):
         return "" if value is None else format(value, spec)
 
-    out = ["| seed | plan week | event | efficiency | simple rule | plan gain | oracle gain | "
-           "promoted (oracle) | true spend / budget | constraints | bias at 0 | P10-P90 |",
+    out = [("| seed | plan week | event | efficiency | simple rule | plan gain | oracle gain | "
+            "promoted (oracle) | true spend / budget | constraints | bias at 0 | P10-P90 |"),
            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         out.append(
