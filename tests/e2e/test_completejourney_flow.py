@@ -104,4 +104,4 @@ def test_sparse_models_still_report_against_their_baselines(settings, published)
     assert all(r[2] is not None and r[3] is not None for r in rows)
     lines = model_lines(settings.runs_dir / published["run_id"])
     assert "forecaster" in lines[1] and "product-weeks" in lines[1]
-    assert "recommender" in lines[2]
+    assert "recommender" in lines[-1] and "backtest" in lines[2]
