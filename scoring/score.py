@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from planning.optimize import EPS, candidate_table, plan_discounts
+from planning.optimize import CANNIBALIZATION_CAP, EPS, candidate_table, plan_discounts
 from planning.run import load_products
 from promoflow.run import Run, RunConfigError, RunFolder
 from promoflow.settings import Settings, get_settings
@@ -195,6 +195,64 @@ def score(run: Run, plan_lines: pd.DataFrame, forecasts: pd.DataFrame, products:
             true_cannibalization_cost=round(value.cannibalization_cost -
                                             valued["no_promotion"].cannibalization_cost, 2)))
     return scores
+
+
+#: what_if swaps: the forecast's parts replaced by the truth, one set at a time
+WHAT_IF = {
+    "true baseline": ("baseline",),
+    "true units": ("units",),
+    "true dip": ("dip",),
+    "true cannibalization": ("cannibalization",),
+    "true units and dip": ("units", "dip"),
+    "true units, dip and cannibalization": ("units", "dip", "cannibalization"),
+}
+
+
+def what_if(run: Run, forecasts: pd.DataFrame, products: pd.DataFrame, truth_dir: Path
+            ) -> dict[str, float | None]:
+    """Where the plan's efficiency is lost: the efficiency of the plan the same optimizer makes
+    when parts of the forecast are replaced by the truth (WHAT_IF).
+
+    `baseline`: every forecast column of a product scaled by its true / forecast units at
+    discount 0 (the forecast's own response kept); `units`: the true expected units at every
+    level, P10 and P90 at the forecast's ratios to its P50 (so the budget's confidence margin
+    keeps the forecast's uncertainty); `dip` and `cannibalization`: the true dip and the true
+    units the siblings lose (with the true caps of the categories). The gap a swap closes is what that part of the forecast costs.
+    """
+    key = ["product_id", "discount_depth"]
+    fc = forecasts.assign(discount_depth=forecasts["discount_depth"].round(6))
+    curves = true_curves(truth_dir, products, run)
+    curves = curves.assign(discount_depth=curves["discount_depth"].round(6))
+    both = fc.merge(curves[[*key, "units_p50", "dip_units", "cannibalized_units"]], on=key,
+                    how="inner", suffixes=("", "_true"))
+    none = evaluate(pd.Series(dtype=float), products, run, truth_dir).net_profit
+    best = evaluate(oracle(truth_dir, products, run), products, run, truth_dir).net_profit - none
+    at_0 = both[both["discount_depth"] == 0].set_index("product_id")
+    ratio = (both["product_id"].map(at_0["units_p50_true"])
+             / both["product_id"].map(at_0["units_p50"]).where(lambda v: v > EPS)).fillna(1.0)
+    spread = {q: (both[f"units_{q}"] / both["units_p50"].where(both["units_p50"] > EPS)).fillna(1.0)
+              for q in ("p10", "p90")}
+    out: dict[str, float | None] = {}
+    for name, parts in WHAT_IF.items():
+        swapped = both.copy()
+        if "baseline" in parts:
+            for column in ("units_p10", "units_p50", "units_p90", "dip_units",
+                           "cannibalized_units"):
+                swapped[column] = both[column] * ratio
+        if "units" in parts:
+            swapped["units_p50"] = both["units_p50_true"]
+            for q in ("p10", "p90"):
+                swapped[f"units_{q}"] = both["units_p50_true"] * spread[q]
+        if "dip" in parts:
+            swapped["dip_units"] = both["dip_units_true"]
+        if "cannibalization" in parts:
+            swapped["cannibalized_units"] = both["cannibalized_units_true"]
+        cap = true_caps(truth_dir) if "cannibalization" in parts else CANNIBALIZATION_CAP
+        chosen = plan_discounts(swapped, products, run.params, cannibalization_cap=cap).chosen
+        depths = chosen.set_index("product_id")["discount_depth"]
+        gain = evaluate(depths[depths > 0], products, run, truth_dir).net_profit - none
+        out[name] = round(gain / best, 4) if best > 1e-9 else None
+    return out
 
 
 def score_run(run_id: str, settings: Settings | None = None) -> tuple[Run, list[PolicyScore]]:

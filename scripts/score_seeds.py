@@ -5,8 +5,10 @@
 
 For every seed and end of history: generate the synthetic market, run the weekly flow on it
 (`airflow dags test`, the same run as `make weekly`), score the published plan on the market's
-ground truth (`scoring.score`) and keep one row. 2026-11-22 makes the plan week the Black Friday
-week. Prints a table and the averages; each run takes about five minutes on the demo preset.
+ground truth (`scoring.score`), and measure where the gap to the oracle comes from
+(`scoring.score.what_if`: the same optimizer on the forecast with its baseline, units, dip or
+cannibalization replaced by the truth); keep one row. 2026-11-22 makes the plan week the Black
+Friday week. Prints a table and the averages; each run takes about five minutes on the demo preset.
 """
 
 from __future__ import annotations
@@ -20,11 +22,14 @@ import platform
 import time
 from pathlib import Path
 
+import pandas as pd
+
 from local.runner import run_weekly
+from planning.run import load_products
 from promoflow.logs import setup_logging
 from promoflow.run import RunFolder, RunParams
 from promoflow.settings import get_settings
-from scoring.score import publish_scores, score_run
+from scoring.score import WHAT_IF, publish_scores, score_run, what_if
 from sources.synthetic.generate import generate
 from sources.synthetic.market import holiday_names_by_week
 
@@ -61,6 +66,8 @@ def one_case(preset: str, seed: int, history_end: dt.date, settings) -> dict:
         "bias_at_discount_0": metrics.get("calibration", {}).get("bias_at_discount_0"),
         "p10_p90_coverage": metrics.get("calibration", {}).get("p10_p90_coverage"),
         "minutes": round((time.perf_counter() - started) / 60, 1),
+        "what_if": what_if(run, pd.read_parquet(folder.forecasts), load_products(settings),
+                           settings.ground_truth_dir / preset),
     }
 
 
@@ -78,6 +85,13 @@ def table(rows: list[dict]) -> list[str]:
             f"{r['oracle_gain']:,.0f} | {r['promoted']} ({r['oracle_promoted']}) | "
             f"{r['true_spend']:,.0f} / {r['budget']:,.0f} | {r['violations']} | "
             f"{num(r['bias_at_discount_0'], '+.3f')} | {num(r['p10_p90_coverage'], '.3f')} |")
+    out += ["", ("Efficiency of the same optimizer with parts of the forecast replaced by the "
+                 "truth (scoring.score.what_if):"), "",
+            "| seed | plan week | forecast | " + " | ".join(WHAT_IF) + " |",
+            "| --- | --- | --- | " + " | ".join("---" for _ in WHAT_IF) + " |"]
+    for r in rows:
+        out.append(f"| {r['seed']} | {r['plan_week']} | {num(r['efficiency'], '.3f')} | "
+                   + " | ".join(num(r["what_if"].get(name), ".3f") for name in WHAT_IF) + " |")
     scored = [r["efficiency"] for r in rows if r["efficiency"] is not None]
     if scored:
         out.append(f"\nefficiency: mean {sum(scored) / len(scored):.3f}, min {min(scored):.3f}; "

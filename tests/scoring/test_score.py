@@ -10,8 +10,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from planning.optimize import CANNIBALIZATION_CAP
 from promoflow.run import Run, RunParams
-from scoring.score import evaluate, score, true_curves
+from scoring.score import evaluate, score, true_curves, what_if
 from sources.synthetic.market import HOLIDAY_BASE_LIFT
 
 WEEK = date(2026, 3, 2)  # no holiday in this week
@@ -122,3 +123,21 @@ def test_a_plan_below_the_margin_floor_is_caught(market) -> None:
     assert evaluate(pd.Series({1: 0.2}), products, run, truth_dir).violations == []
     assert evaluate(pd.Series({1: 0.25}), products, run, truth_dir).violations[0].startswith(
         "1 discounts off the grid")
+
+
+def test_what_if_swaps_in_the_truth_for_the_part_the_forecast_got_wrong(market) -> None:
+    truth_dir, products = market
+    categories = pd.read_csv(truth_dir / "categories_truth.csv")
+    # the planner's own cap assumption, so that only the forecast's parts differ from the truth
+    categories.assign(cannibalization_cap=CANNIBALIZATION_CAP).to_csv(
+        truth_dir / "categories_truth.csv", index=False)
+    run = _run(budget=200.0)
+    curves = true_curves(truth_dir, products, run)
+    exact = what_if(run, curves, products, truth_dir)
+    # the true curves as the forecast: every swap keeps the oracle's plan
+    assert all(value == pytest.approx(1.0, abs=0.01) for value in exact.values())
+    # a forecast blind to the dip: only the swaps that put the true dip back recover the oracle
+    blind = what_if(run, curves.assign(dip_units=0.0), products, truth_dir)
+    assert blind["true units"] < 0.99
+    assert blind["true dip"] == pytest.approx(1.0, abs=0.01)
+    assert blind["true units and dip"] == pytest.approx(1.0, abs=0.01)

@@ -12,7 +12,7 @@ import pytest
 from promoflow.run import RunFolder
 from training.forecaster import data as forecast_data
 from training.forecaster import evaluate as forecast_eval
-from training.forecaster.calibration import LEVEL_BOUNDS, Calibration, measure
+from training.forecaster.calibration import LEVEL_BOUNDS, LIFT_BOUNDS, Calibration, measure
 from training.recommender import data as rec_data
 from training.recommender import evaluate as rec_eval
 
@@ -28,7 +28,7 @@ def test_forecaster_inputs_have_no_gaps_and_holdout_is_the_last_weeks(fake_marke
     batch = forecast_data.make_batch(holdout, standardizer, vocab)
     assert batch.features.shape == (len(holdout), len(forecast_data.FEATURE_NAMES))
     assert np.isfinite(batch.features.numpy()).all()
-    assert (batch.promoted.numpy() == (holdout["discount_depth"] >= 0.01).to_numpy()).all()
+    assert np.allclose(batch.discount.numpy(), holdout["discount_depth"].clip(0, 0.95).to_numpy())
     with pytest.raises(ValueError, match="holdout weeks"):
         forecast_data.split_holdout(frame, 200)
 
@@ -163,6 +163,30 @@ def test_calibration_fixes_level_and_width_on_fresh_rows() -> None:
     assert intermittent.level_factor == 1.0
     assert intermittent.level_factor_wanted > LEVEL_BOUNDS[1]
     assert (intermittent.units(sparse)[4:, 1] == 0).all()
+
+
+def test_lift_factor_takes_back_the_extra_units_the_promoted_rows_did_not_sell() -> None:
+    """Promoted rows forecast at 30 units over a base of 10 but selling 25: phi = 0.75 scales
+    every quantile's extra units, keeps them ordered and rising with depth, and leaves the
+    forecast at discount 0 alone."""
+    rng = np.random.default_rng(1)
+    n = 400
+    at_0 = np.tile([8.0, 10.0, 12.0], (n, 1))
+    promoted = np.tile([26.0, 30.0, 34.0], (n, 1))
+    actual = rng.poisson(25.0, n).astype(float)
+    fitted = Calibration().with_lift(promoted, at_0, actual)
+    assert fitted.lift_factor == pytest.approx((actual.mean() - 10) / 20, rel=1e-9)
+    assert 0.7 < fitted.lift_factor < 0.8 and fitted.lift_rows == n
+    lifted = fitted.lift(promoted, at_0)
+    assert lifted[:, 1].mean() == pytest.approx(actual.mean())
+    assert (lifted[:, 0] <= lifted[:, 1]).all() and (lifted[:, 1] <= lifted[:, 2]).all()
+    assert (fitted.lift(at_0, at_0) == at_0).all()
+    deeper = fitted.lift(promoted + 5, at_0)
+    assert (deeper >= lifted).all()
+    # bounded, and left at 1 on too few rows or no forecast lift
+    assert Calibration().with_lift(promoted, at_0, np.zeros(n)).lift_factor == LIFT_BOUNDS[0]
+    assert Calibration().with_lift(promoted[:5], at_0[:5], actual[:5]).lift_factor == 1.0
+    assert Calibration().with_lift(at_0, at_0, actual).lift_factor == 1.0
 
 
 def test_features_constant_in_training_stay_inert_later(fake_market) -> None:

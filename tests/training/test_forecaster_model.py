@@ -45,15 +45,17 @@ def test_demand_is_non_decreasing_in_discount_depth(seed: int) -> None:
     with torch.no_grad():
         for depth in DISCOUNTS:
             discount = torch.full((len(features),), float(depth))
-            promoted = (discount >= 0.01).float()
-            curves.append(model(features, product, category, discount, promoted))
+            curves.append(model(features, product, category, discount))
     log_units = torch.stack(curves)  # [discount, row, quantile] on the log1p scale
     assert torch.isfinite(log_units).all()
     assert (log_units[1:] >= log_units[:-1]).all()
     units = to_units(log_units.double())
     assert (units[1:] >= units[:-1]).all()
-    # and the discount really moves demand (the price term is not dead)
-    assert (log_units[-1, :, 1] > log_units[0, :, 1]).all()
+    # and the discount really moves the demand of every product that sells (the price term
+    # is not dead; it multiplies the units, so a product expected to sell 0 stays at 0)
+    selling = log_units[0, :, 1] > 0
+    assert selling.sum() >= 4
+    assert (log_units[-1, selling, 1] > log_units[0, selling, 1]).all()
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -63,7 +65,7 @@ def test_quantiles_are_ordered(seed: int) -> None:
     generator = torch.Generator().manual_seed(seed)
     discount = torch.rand(len(features), generator=generator) * 0.6
     with torch.no_grad():
-        out = model(features, product, category, discount, (discount >= 0.01).float())
+        out = model(features, product, category, discount)
     assert out.shape == (len(features), 3)
     assert (out[:, 0] <= out[:, 1]).all() and (out[:, 1] <= out[:, 2]).all()
     units = to_units(out)
@@ -95,8 +97,7 @@ def test_monotone_in_depth_whatever_the_other_promotion_inputs(seed: int) -> Non
     others = _promotion_inputs(seed, len(features))
     with torch.no_grad():
         curves = torch.stack([
-            model(features, product, category, torch.full((len(features),), float(d)),
-                  torch.full((len(features),), float(d >= 0.01)), *others)
+            model(features, product, category, torch.full((len(features),), float(d)), *others)
             for d in DISCOUNTS
         ])
     assert (curves[1:] >= curves[:-1]).all()
@@ -108,8 +109,8 @@ def test_price_response_is_concave_and_saturates() -> None:
     product, category = torch.arange(12), torch.arange(12) % 4
     depths = torch.linspace(0.05, 0.9, 18)
     with torch.no_grad():
-        lift = torch.stack([model.own_lift(product, category, torch.full((12,), float(d)),
-                                           torch.ones(12)) for d in depths])
+        lift = torch.stack([model.own_lift(product, category, torch.full((12,), float(d)))
+                            for d in depths])
     steps = lift[1:] - lift[:-1]
     assert (steps >= 0).all()
     assert (steps[1:] <= steps[:-1] + 1e-6).all()
@@ -123,19 +124,22 @@ def test_dip_pressure_and_types_move_demand_the_right_way() -> None:
     features, product, category = _random_rows(1)
     n = len(features)
     discount = torch.full((n,), 0.2)
-    promoted = torch.ones(n)
     zeros3, zero = torch.zeros(n, 3), torch.zeros(n)
     with torch.no_grad():
-        base = model(features, product, category, discount, promoted, zeros3, zeros3, zero)
-        dipped = model(features, product, category, discount, promoted, zeros3,
-                       torch.full((n, 3), 0.3), zero)
-        pressed = model(features, product, category, discount, promoted, zeros3, zeros3,
+        base = model(features, product, category, discount, zeros3, zeros3, zero)
+        dipped = model(features, product, category, discount, zeros3, torch.full((n, 3), 0.3),
+                       zero)
+        pressed = model(features, product, category, discount, zeros3, zeros3,
                         torch.full((n,), 0.3))
-        bumped = model(features, product, category, discount, promoted, torch.ones(n, 3),
-                       zeros3, zero)
-    assert (pressed[:, 1] < base[:, 1]).all()
-    assert (bumped[:, 1] > base[:, 1]).all()
-    assert (dipped[:, 1] < base[:, 1]).all()  # this model does not deflate its level inputs
+        bumped = model(features, product, category, discount, torch.ones(n, 3), zeros3, zero)
+    selling = base[:, 1] > 0  # the terms multiply the units: 0 stays 0
+    assert selling.sum() >= 4
+    assert (pressed[selling, 1] < base[selling, 1]).all()
+    assert (bumped[selling, 1] > base[selling, 1]).all()
+    # this model does not deflate its level inputs
+    assert (dipped[selling, 1] < base[selling, 1]).all()
+    assert (torch.maximum(pressed, dipped)[:, 1] <= base[:, 1]).all()
+    assert (bumped[:, 1] >= base[:, 1]).all()
     past = model.past_lift(product, category, torch.full((n, 3), 0.3))
     assert (model.dip_effect(category, past) > 0).all()
     assert (model.dip_effect(category, torch.zeros(n, 3)) == 0).all()
@@ -171,10 +175,27 @@ def test_level_inputs_are_deflated_by_the_lift_of_past_promotions() -> None:
     product, category = torch.tensor([1, 2]), torch.tensor([1, 1])
     lag_depth = torch.tensor([[0.0, 0.0, 0.0], [0.3, 0.0, 0.0]])
     with torch.no_grad():
-        model(features, product, category, torch.zeros(2), torch.zeros(2), None, lag_depth)
-        lift = model.own_lift(product[1:], category[1:], torch.tensor([0.3]), torch.ones(1))
+        model(features, product, category, torch.zeros(2), None, lag_depth)
+        lift = model.own_lift(product[1:], category[1:], torch.tensor([0.3]))
     inputs = seen[0]
     assert torch.equal(inputs[0], torch.zeros(3))  # no promotion before: untouched
     assert inputs[1, 0] == pytest.approx(-2.0 * float(lift), rel=1e-5)
     assert inputs[1, 1] == 0.0  # not a level input
     assert inputs[1, 2] == pytest.approx(-float(torch.log1p(torch.expm1(lift) / 4)), rel=1e-5)
+
+
+def test_a_promotion_multiplies_units_and_starts_without_a_step() -> None:
+    """The lift multiplies the units (the same share for a slow and a fast seller, not units +
+    1), and it grows from 0 with the depth: a 0.1% cut adds next to nothing (no promotion step)."""
+    model = _random_model(2)
+    features, product, category = _random_rows(2)
+    n = len(features)
+    with torch.no_grad():
+        at = {d: to_units(model(features, product, category, torch.full((n,), d)))[:, 1]
+              for d in (0.0, 0.001, 0.05)}
+        lift = model.own_lift(product, category, torch.full((n,), 0.05))
+    selling = at[0.0] > 0
+    assert selling.sum() >= 4
+    ratio = at[0.05][selling] / at[0.0][selling]
+    assert torch.allclose(ratio, torch.exp(lift[selling]), rtol=1e-4)
+    assert (at[0.001][selling] / at[0.0][selling] < 1.02).all()

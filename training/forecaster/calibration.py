@@ -17,6 +17,19 @@ With l10 <= l50 <= l90 the model's log1p quantiles, the corrected ones are
     P10 = lambda * expm1(l50 - low_factor * (l50 - l10))
     P90 = lambda * expm1(l50 + high_factor * (l90 - l50))
 
+and, fitted on the validation rows that were promoted (not stocked out), `lift_factor` (phi):
+the units a promotion adds are scaled by it, so that those rows' forecast extra units over
+their own forecast at discount 0 (no promotion, the same weeks) equal the recorded extra units:
+
+    phi = (sum units - sum B) / (sum P - sum B)        P, B: calibrated P50 promoted, at 0
+    any quantile at depth d  ->  q(0) + phi * (q(d) - q(0))
+
+within LIFT_BOUNDS (clipped). The level factor is fitted where the median of a few units sits
+furthest below the mean, the promoted weeks sell more and their median sits closer to it, so
+the level factor alone overstates a promotion's extra units; phi takes that back out (and any
+other bias of the lift the validation weeks show). It keeps every quantile non-decreasing in
+depth (phi >= 0) and leaves the forecasts at discount 0 as they are.
+
 The factors are the same for every row and the model's gaps do not depend on the discount, so
 the corrected forecasts stay ordered and non-decreasing in depth; a zero forecast stays zero.
 Holdout measures (`measure`): bias = sum(P50) / sum(units) - 1 and the share of rows with
@@ -32,7 +45,7 @@ the bias at discount 0 stays as negative as the median makes it.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -42,6 +55,7 @@ from training.forecaster.model import QUANTILES
 MIN_ROWS = 20
 LEVEL_BOUNDS = (0.5, 2.0)
 FACTOR_BOUNDS = (0.1, 10.0)
+LIFT_BOUNDS = (0.25, 1.5)
 
 
 @dataclass(frozen=True)
@@ -53,6 +67,24 @@ class Calibration:
     high_factor: float = 1.0
     rows: int = 0  # validation rows it was fitted on
     level_factor_wanted: float = 1.0  # sum(units) / sum(P50) on them (applied when in bounds)
+    lift_factor: float = 1.0  # phi: scale of the units a promotion adds
+    lift_rows: int = 0  # promoted validation rows phi was fitted on
+
+    def lift(self, units: np.ndarray, units_at_0: np.ndarray) -> np.ndarray:
+        """Calibrated units at a discount from those at the same discount and at discount 0
+        (both from `units`): the extra units scaled by the lift factor."""
+        return units_at_0 + self.lift_factor * (units - units_at_0)
+
+    def with_lift(self, units: np.ndarray, units_at_0: np.ndarray, actual: np.ndarray
+                  ) -> Calibration:
+        """This calibration with phi fitted on promoted validation rows: [rows, 3] calibrated
+        quantiles as promoted and at discount 0, recorded units."""
+        extra = float(units[:, 1].sum() - units_at_0[:, 1].sum())
+        if len(actual) < MIN_ROWS or extra <= 0:
+            return replace(self, lift_rows=len(actual))
+        wanted = float(np.asarray(actual, dtype=float).sum() - units_at_0[:, 1].sum()) / extra
+        return replace(self, lift_factor=float(np.clip(wanted, *LIFT_BOUNDS)),
+                       lift_rows=len(actual))
 
     def widen(self, log_quantiles: np.ndarray) -> np.ndarray:
         """[rows, 3] log1p quantiles with the gaps scaled (before the level factor)."""

@@ -7,8 +7,8 @@ level, and everything is standardized with statistics of the fitting rows only.
 The promotion inputs are kept apart from the network body, which never sees them; the model
 uses each only through its own sign-constrained term (model.py):
 
-- discount_depth, is_promoted: the week's own (planned) discount, through the monotone price
-  response only;
+- discount_depth: the week's own (planned) discount, through the monotone price response only
+  (is_promoted marks the promoted rows for the calibration and the evaluation);
 - promo_display, promo_mailer, promo_coupon: the week's promotion type (0 in the plan week,
   whose promotions are plain price cuts), through non-negative visibility bumps;
 - discount_depth_lag_1..3: the product's discount 1-3 weeks before, through the dip term;
@@ -17,6 +17,8 @@ uses each only through its own sign-constrained term (model.py):
 - is_stocked_out: the week ended out of stock, so its units are a lower bound of demand (the
   label is censored; the loss and the calibration treat it so).
 
+`holiday_sin` and `holiday_cos` (is_holiday_week x the week's position in the year) let the body
+tell one holiday from another: their lifts differ, and one flag would give them all the same.
 `stocked_out_lag_1` is a body input (last week's units may be censored). category_promo_count is
 read but not used (the pressure carries the category's promotions). Columns absent from a
 training set (older data, other datasets) count as 0.
@@ -51,7 +53,7 @@ FEATURE_NAMES = [
     "log_units_roll_mean_4", "log_units_roll_mean_12", "log_units_roll_std_12",
     "log_popularity_units_12w", "has_lag_1", "has_lag_52", "is_holiday_week",
     "week_sin", "week_cos", "log_list_price", "log_unit_cost", "margin_rate", "promo_lift",
-    "stocked_out_lag_1",
+    "stocked_out_lag_1", "holiday_sin", "holiday_cos",
 ]
 #: body inputs that carry the product's recent level and may include past promotions: the
 #: model deflates them by its own estimate of the lift of the promotions 1-3 weeks before
@@ -103,6 +105,8 @@ def raw_features(frame: pd.DataFrame) -> pd.DataFrame:
     out["margin_rate"] = _num(frame, "margin_rate")
     out["promo_lift"] = _num(frame, "promo_lift").clip(0, 10)
     out["stocked_out_lag_1"] = _num(frame, "stocked_out_lag_1", 0.0).fillna(0.0).clip(0, 1)
+    out["holiday_sin"] = out["is_holiday_week"] * out["week_sin"]
+    out["holiday_cos"] = out["is_holiday_week"] * out["week_cos"]
     return out[FEATURE_NAMES]
 
 
@@ -173,7 +177,7 @@ class Vocab:
 
 
 #: the model's inputs in the order of DemandForecaster.forward
-MODEL_INPUTS = ("features", "product", "category", "discount", "promoted", "promo_type",
+MODEL_INPUTS = ("features", "product", "category", "discount", "promo_type",
                 "lag_depth", "pressure")
 
 
@@ -185,7 +189,6 @@ class Batch:
     product: torch.Tensor
     category: torch.Tensor
     discount: torch.Tensor
-    promoted: torch.Tensor
     promo_type: torch.Tensor  # [rows, 3] display, mailer, coupon flags
     lag_depth: torch.Tensor  # [rows, 3] discount depth 1, 2, 3 weeks before
     pressure: torch.Tensor  # category_promo_pressure
@@ -223,11 +226,10 @@ def make_batch(
     """Tensors for `frame`; `discount` overrides the realized discount (scoring candidates,
     which are plain price cuts: no promotion type)."""
     if discount is None:
-        depth, promoted = price_inputs(_num(frame, "discount_depth").fillna(0.0))
-        promoted = np.maximum(promoted, _num(frame, "is_promoted", 0.0).fillna(0.0).to_numpy())
+        depth, _ = price_inputs(_num(frame, "discount_depth").fillna(0.0))
         promo_type = _columns(frame, PROMO_TYPE_COLUMNS, 0.0, 1.0)
     else:
-        depth, promoted = price_inputs(discount)
+        depth, _ = price_inputs(discount)
         promo_type = np.zeros((len(frame), len(PROMO_TYPE_COLUMNS)), dtype=np.float32)
     target = censored = None
     if "units" in frame.columns:
@@ -239,7 +241,6 @@ def make_batch(
         product=torch.from_numpy(vocab.product_index(frame)),
         category=torch.from_numpy(vocab.category_index(frame)),
         discount=torch.from_numpy(depth.astype(np.float32)),
-        promoted=torch.from_numpy(promoted.astype(np.float32)),
         promo_type=torch.from_numpy(promo_type),
         lag_depth=torch.from_numpy(_columns(frame, DISCOUNT_LAG_COLUMNS, 0.0, 0.95)),
         pressure=torch.from_numpy(

@@ -1,33 +1,37 @@
 """A global quantile demand model, monotone in the planned discount by construction.
 
-On the log1p(units) scale the median of a product p of category c in a week is
+The network body gives the product's level without promotion on the log1p(units) scale,
+f(features, p, c). The promotion and calendar terms multiply the units (not units + 1), so a
+lift means the same for a product selling 1 unit a week and one selling 100:
 
-    f(features, p, c)                                       the network body (no promotion input)
-    + a_p * sum_k w_ck * b_k(depth)                         price response
-    + softplus(u_c) * is_promoted                           promotion bump
-    + sum_t softplus(v_t + v_ct) * promo_type_t             display / mailer / coupon bumps
-    - kappa_c * sum_l omega_l * (1 - exp(-lift_l))          post-promotion dip, l = 1..3
-    - gamma_c * category_promo_pressure                     cannibalization
+    P50 = log1p(expm1(f+) * exp(E)) + min(f, 0)        f+ = max(f, 0)
+
+    E = a_p * sum_k w_ck * b_k(depth)                       price response (own lift)
+        + sum_t softplus(v_t + v_ct) * promo_type_t         display / mailer / coupon bumps
+        - kappa_c * sum_l omega_l * expm1(lift_l)           post-promotion dip, l = 1..3
+        - gamma_c * category_promo_pressure                 cannibalization
 
 - Price response: the basis is b_0(d) = d and b_k(d) = s_k * (1 - exp(-d / s_k)) for the scales
   s_k in PRICE_SCALES; every b_k is 0 at d = 0, increasing and concave, so a deep discount can
   saturate (the lift flattens) as much as the data says. w_ck = softplus(.) >= 0 per category
   and basis; a_p = 2 * sigmoid(.) in (0, 2) is the product's non-negative scale of its
-  category's curve. With the bump this is `own_lift(p, c, depth)`, non-decreasing in depth.
+  category's curve. This is `own_lift(p, c, depth)`: 0 at depth 0 (no step: a plain price cut
+  of 1% does about 1% of what 1% more does, as in the data; the visibility of a promotion is
+  in the type bumps) and non-decreasing in depth.
 - The type bumps are >= 0 (a global value per type plus a category offset inside the softplus);
   in the plan week the flags are 0 (plain price cuts).
 - Dip: lift_l = own_lift(p, c, discount_depth_lag_l) is the lift of the product's own promotion
   l weeks before (taken as a constant of the current curve: no gradient flows through it), so
-  1 - exp(-lift_l) is the share of that week's units that the promotion added, 0 without a
-  promotion and non-decreasing in its depth. kappa_c = softplus(.) >= 0 per category, omega =
-  softmax(.) (non-negative, summing to 1 over the three lags): kappa_c is about the share of a
-  promotion's extra units that the next three weeks lose.
+  expm1(lift_l) is that week's extra units per unit of level, 0 without a promotion and
+  non-decreasing in its depth. kappa_c = softplus(.) >= 0 per category, omega = softmax(.)
+  (non-negative, summing to 1 over the three lags): kappa_c is about the share of a
+  promotion's extra units that the next three weeks lose (the stockpiled units).
 - Cannibalization: gamma_c = softplus(.) >= 0 per category; the pressure is the sum over the
   other promoted products of the category of their category-units share x depth.
 
-No other input sees the planned discount, so raising it (and with it the promotion flag) can
-only raise every quantile. P10 and P90 sit below and above the median by softplus gaps of the
-body, so quantiles never cross and keep the median's monotonicity.
+No other input sees the planned discount, so raising it can only raise every quantile. P10 and
+P90 sit below and above the median by softplus gaps of the body, so quantiles never cross and
+keep the median's monotonicity.
 
 The body's level inputs (units 1 and 2 weeks before, the 4- and 12-week means) are deflated by
 lift_1..3 (`level_index`): a promotion last week inflates last week's units, and without this the
@@ -98,7 +102,6 @@ class DemandForecaster(nn.Module):
             torch.full((n_categories + 1, n_basis), _inverse_softplus(0.4))
         )
         self.product_price = nn.Embedding(n_products + 1, 1)  # 0: the category's curve
-        self.category_promo = nn.Parameter(torch.full((n_categories + 1,), -2.0))
         self.type_bump = nn.Parameter(torch.full((len(PROMO_TYPES),), -2.0))
         self.category_type_bump = nn.Parameter(torch.zeros(n_categories + 1, len(PROMO_TYPES)))
         self.category_dip = nn.Parameter(torch.full((n_categories + 1,), -3.0))
@@ -122,7 +125,7 @@ class DemandForecaster(nn.Module):
                                  torch.tensor([list(w) for w in level_window], dtype=torch.float32))
 
     #: parameters of the promotion terms (optimized with their own learning rate)
-    EFFECT_PARAMETERS = ("category_price", "product_price.weight", "category_promo", "type_bump",
+    EFFECT_PARAMETERS = ("category_price", "product_price.weight", "type_bump",
                          "category_type_bump", "category_dip", "dip_lag_logits",
                          "category_cannibalization")
 
@@ -147,24 +150,17 @@ class DemandForecaster(nn.Module):
         """Non-negative scale of the category's price curve for each product (1 when unseen)."""
         return 2.0 * torch.sigmoid(self.product_price(product).squeeze(-1))
 
-    def promo_bump(self, category: torch.Tensor) -> torch.Tensor:
-        return F.softplus(self.category_promo[category])
+    def own_lift(self, product: torch.Tensor, category: torch.Tensor, discount: torch.Tensor
+                 ) -> torch.Tensor:
+        """Log-demand lift of a plain price cut; 0 at depth 0, non-decreasing in `discount`."""
+        return self._lifts(product, category, discount.unsqueeze(-1))[:, 0]
 
-    def own_lift(
-        self, product: torch.Tensor, category: torch.Tensor,
-        discount: torch.Tensor, promoted: torch.Tensor,
-    ) -> torch.Tensor:
-        """Log-demand lift of a plain price cut; 0 at depth 0, non-decreasing in `discount` and
-        in `promoted`."""
-        return self._lifts(product, category, discount.unsqueeze(-1), promoted.unsqueeze(-1))[:, 0]
-
-    def _lifts(self, product: torch.Tensor, category: torch.Tensor, depth: torch.Tensor,
-               promoted: torch.Tensor) -> torch.Tensor:
-        """own_lift of [rows, n] depths and flags at once."""
+    def _lifts(self, product: torch.Tensor, category: torch.Tensor, depth: torch.Tensor
+               ) -> torch.Tensor:
+        """own_lift of [rows, n] depths at once."""
         basis = price_basis(depth, self.price_scales)  # [rows, n, basis]
         curve = (basis * self.price_weights(category).unsqueeze(1)).sum(dim=-1)
-        return (self.product_factor(product).unsqueeze(-1) * curve
-                + self.promo_bump(category).unsqueeze(-1) * promoted)
+        return self.product_factor(product).unsqueeze(-1) * curve
 
     def type_bumps(self, category: torch.Tensor) -> torch.Tensor:
         """[rows, 3] non-negative log-demand bumps of display, mailer and coupon promotions."""
@@ -187,18 +183,17 @@ class DemandForecaster(nn.Module):
     ) -> torch.Tensor:
         """[rows, 3] own lift of the product's promotions 1-3 weeks before (no gradient)."""
         with torch.no_grad():
-            return self._lifts(product, category, lag_depth, _flag(lag_depth))
+            return self._lifts(product, category, lag_depth)
 
     def dip_effect(self, category: torch.Tensor, past_lift: torch.Tensor) -> torch.Tensor:
         """Log-demand lost to the product's promotions of the last 3 weeks (>= 0)."""
-        extra_share = 1.0 - torch.exp(-past_lift)
-        return self.dip_share(category) * (extra_share * self.dip_weights()).sum(dim=-1)
+        extra = torch.expm1(past_lift)
+        return self.dip_share(category) * (extra * self.dip_weights()).sum(dim=-1)
 
     # --- the whole model ----------------------------------------------------------------------
     def forward(
         self, features: torch.Tensor, product: torch.Tensor, category: torch.Tensor,
-        discount: torch.Tensor, promoted: torch.Tensor,
-        promo_type: torch.Tensor | None = None, lag_depth: torch.Tensor | None = None,
+        discount: torch.Tensor, promo_type: torch.Tensor | None = None, lag_depth: torch.Tensor | None = None,
         pressure: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Quantiles [batch, 3] (P10, P50, P90) of log1p(units), ordered."""
@@ -210,8 +205,7 @@ class DemandForecaster(nn.Module):
         if pressure is None:
             pressure = features.new_zeros(rows)
         # the week's own lift and those of the last 3 weeks' promotions in one pass
-        lifts = self._lifts(product, category, torch.cat([discount.unsqueeze(-1), lag_depth], -1),
-                            torch.cat([promoted.unsqueeze(-1), _flag(lag_depth)], -1))
+        lifts = self._lifts(product, category, torch.cat([discount.unsqueeze(-1), lag_depth], -1))
         own, past = lifts[:, 0], lifts[:, 1:].detach()
         if self.deflates:
             deflation = torch.log1p(torch.expm1(past) @ self.level_window.T) * self.level_scale
@@ -220,21 +214,16 @@ class DemandForecaster(nn.Module):
             [features, self.product_embedding(product), self.category_embedding(category)], dim=-1
         )
         out = self.body(inputs)
-        median = (
-            out[:, 0]
-            + own
-            + (self.type_bumps(category) * promo_type).sum(dim=-1)
-            - self.dip_effect(category, past)
-            - self.cannibalization_rate(category) * pressure
-        )
+        effect = (own
+                  + (self.type_bumps(category) * promo_type).sum(dim=-1)
+                  - self.dip_effect(category, past)
+                  - self.cannibalization_rate(category) * pressure)
+        level = out[:, 0]
+        median = (torch.log1p(torch.expm1(level.clamp(min=0.0)) * torch.exp(effect))
+                  + level.clamp(max=0.0))
         low = median - F.softplus(out[:, 1])
         high = median + F.softplus(out[:, 2])
         return torch.stack([low, median, high], dim=-1)
-
-
-def _flag(depth: torch.Tensor) -> torch.Tensor:
-    """The promotion flag a depth implies (>= 1%)."""
-    return (depth >= 0.01).to(depth.dtype)
 
 
 def pinball_terms(

@@ -27,7 +27,7 @@ The checkpoint goes to <models-dir>/forecaster/checkpoint.pt.
 Planner inputs, for product p of category c at candidate depth d, with B_p its calibrated P50 at
 depth 0 in the plan week (taken as the baseline of each of the next weeks too):
 
-    dip_units(p, d) = B_p * sum_{l=1..3} (1 - exp(-kappa_c * omega_l * (1 - exp(-lift_p(d)))))
+    dip_units(p, d) = B_p * sum_{l=1..3} (1 - exp(-kappa_c * omega_l * expm1(lift_p(d))))
 
 the units the product's next three weeks lose when it is promoted at d now (lift_p(d) is its
 own log lift at d, the dip term of model.py with the promotion l weeks back), and
@@ -164,7 +164,7 @@ def _effects(model: DemandForecaster, frame: pd.DataFrame, vocab: Vocab, level: 
     product = torch.from_numpy(vocab.product_index(frame)).to(device)
     category = torch.from_numpy(vocab.category_index(frame)).to(device)
     depth = torch.full((len(frame),), float(np.clip(level, 0.0, 0.95)), device=device)
-    lift = model.own_lift(product, category, depth, (depth >= 0.01).float())
+    lift = model.own_lift(product, category, depth)
     return (lift.cpu().numpy().astype(float), model.dip_share(category).cpu().numpy(),
             model.dip_weights().cpu().numpy(), model.cannibalization_rate(category).cpu().numpy())
 
@@ -191,13 +191,16 @@ def forecast_plan_week(
         batch = make_batch(score, standardizer, vocab, discount=np.full(len(score), level))
         units = predict_units(model, batch, device, calibration)
         parts.append((level, units, *_effects(model, score, vocab, level, device)))
-    baseline = next(units[:, 1] for level, units, *_ in parts if level == 0.0)
+    at_0 = next(units for level, units, *_ in parts if level == 0.0)
+    if calibration is not None:
+        parts = [(level, calibration.lift(units, at_0), *rest) for level, units, *rest in parts]
+    baseline = at_0[:, 1]
     siblings = (pd.Series(baseline).groupby(score["category"].astype(str).to_numpy())
                 .transform("sum").to_numpy() - baseline)
     frames = []
     for level, units, lift, kappa, omega, gamma in parts:
-        extra_share = 1.0 - np.exp(-lift)
-        dip = baseline * (1.0 - np.exp(-kappa[:, None] * omega[None, :] * extra_share[:, None])
+        extra = np.expm1(lift)
+        dip = baseline * (1.0 - np.exp(-kappa[:, None] * omega[None, :] * extra[:, None])
                           ).sum(axis=1)
         cannibalized = siblings * (1.0 - np.exp(-gamma * shares * level))
         frames.append(pd.DataFrame({
@@ -274,7 +277,8 @@ def train(cfg: ForecasterConfig) -> dict | None:
         )
         metrics = None
         if ctx.is_main:
-            calibration = _calibrate(model, validation_rows, validation_batch, ctx)
+            calibration = _calibrate(model, validation_rows, validation_batch, standardizer,
+                                     vocab, ctx)
             metrics = _evaluate(model, calibration, fit_rows, validation_rows, holdout_rows,
                                 standardizer, vocab, cfg, ctx)
             metrics["training"] = result.to_dict(cfg.trainer.epochs, cfg.trainer.patience)
@@ -297,14 +301,35 @@ def _at_discount_0(rows: pd.DataFrame) -> np.ndarray:
 
 
 def _calibrate(model: DemandForecaster, validation_rows: pd.DataFrame, validation_batch,
-               ctx: DistContext) -> Calibration:
-    """The post-hoc correction fitted on the validation slice at discount 0."""
+               standardizer: Standardizer, vocab: Vocab, ctx: DistContext) -> Calibration:
+    """The post-hoc correction fitted on the validation slice: the level and the gaps at
+    discount 0, then the lift factor on the promoted rows (calibration.py)."""
     if validation_rows.empty:
         return Calibration()
     keep = _at_discount_0(validation_rows)
     log_q = predict_log(model, validation_batch, ctx.device)
     units = pd.to_numeric(validation_rows["units"]).to_numpy(dtype=float)
-    return Calibration.fit(log_q[keep], units[keep])
+    calibration = Calibration.fit(log_q[keep], units[keep])
+    promoted = promoted_rows(validation_rows) & ~stocked_out(validation_rows)
+    rows = validation_rows[promoted]
+    at_0 = make_batch(rows, standardizer, vocab, discount=np.zeros(len(rows)))
+    return calibration.with_lift(calibration.units(log_q[promoted]),
+                                 predict_units(model, at_0, ctx.device, calibration),
+                                 units[promoted])
+
+
+def predict_promoted(model: DemandForecaster, rows: pd.DataFrame, standardizer: Standardizer,
+                     vocab: Vocab, device: torch.device, calibration: Calibration) -> np.ndarray:
+    """[rows, 3] calibrated quantiles of rows with their recorded promotions, the lift factor
+    applied to the promoted ones."""
+    units = predict_units(model, make_batch(rows, standardizer, vocab), device, calibration)
+    promoted = promoted_rows(rows)
+    if promoted.any() and calibration.lift_factor != 1.0:
+        part = rows[promoted]
+        at_0 = predict_units(model, make_batch(part, standardizer, vocab,
+                                               discount=np.zeros(len(part))), device, calibration)
+        units[promoted] = calibration.lift(units[promoted], at_0)
+    return units
 
 
 def _evaluate(
@@ -317,7 +342,8 @@ def _evaluate(
     scale = evaluate.naive_scale(fit_rows)
     log_q = predict_log(model, make_batch(holdout_rows, standardizer, vocab), ctx.device)
     predictions = {
-        "model": calibration.units(log_q),
+        "model": predict_promoted(model, holdout_rows, standardizer, vocab, ctx.device,
+                                  calibration),
         "seasonal_naive": evaluate.baseline_quantiles(fit_rows, holdout_rows),
         "lightgbm": LightGBMBaseline.fit(fit_rows, validation_rows, vocab,
                                          cfg.trainer.seed).predict(holdout_rows),
@@ -361,7 +387,7 @@ def _learned_effects(model: DemandForecaster, vocab: Vocab, device: torch.device
     response, bumps = {}, model.type_bumps(category).cpu().numpy()
     for depth in RESPONSE_DEPTHS:
         d = torch.full((len(names),), depth, device=device)
-        lift = model.own_lift(unseen, category, d, torch.ones_like(d)).cpu().numpy()
+        lift = model.own_lift(unseen, category, d).cpu().numpy()
         response[f"{depth:g}"] = np.exp(lift)
     return {
         "price_response": {c: {k: float(v[i]) for k, v in response.items()}
