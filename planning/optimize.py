@@ -53,6 +53,8 @@ P10_P90_SDS = NormalDist().inv_cdf(0.9) - NormalDist().inv_cdf(0.1)
 CANNIBALIZATION_CAP = 0.3
 #: Rounds of budget tightening before giving up on the confidence (each is one solve).
 BUDGET_ROUNDS = 8
+#: Solves of the bisection that takes over when those rounds do not settle.
+BISECT_ROUNDS = 12
 
 
 class PlanningError(RuntimeError):
@@ -318,16 +320,38 @@ def plan_discounts(forecasts: pd.DataFrame, products: pd.DataFrame, params: RunP
                    cannibalization_cap: float | pd.Series = CANNIBALIZATION_CAP,
                    time_limit_s: float = 60.0, mip_rel_gap: float = MIP_REL_GAP) -> Solution:
     """Candidates -> MIP -> one row per product (level 0 included), the budget held at
-    BUDGET_CONFIDENCE (the budget row tightened by the plan's spend margin until it fits)."""
+    BUDGET_CONFIDENCE.
+
+    The budget row is tightened by the plan's spend margin until the plan fits. A plan's margin
+    can grow as the row shrinks (more, smaller lines), so that may not settle within
+    BUDGET_ROUNDS; the row is then bisected between 0 (the empty plan always fits) and the
+    last row that did not fit, keeping the best plan that fits."""
     candidates = candidate_table(forecasts, products, params)
     budget = float(params.budget)
-    row = budget
-    for _ in range(BUDGET_ROUNDS):
+
+    def attempt(row: float) -> tuple[Solution, bool]:
         solution = solve(candidates, params, time_limit_s, mip_rel_gap, budget=row,
                          cannibalization_cap=cannibalization_cap)
-        over = solution.spend_at_confidence - budget
-        if over <= 1e-6:
+        return solution, solution.spend_at_confidence - budget <= 1e-6 * max(budget, 1.0)
+
+    row = budget
+    for _ in range(BUDGET_ROUNDS):
+        solution, fits = attempt(row)
+        if fits:
             return solution
-        row = max(row - over - 1e-6 * budget, 0.0)
-    raise PlanningError(f"No plan keeps the spend within the budget {budget:,.2f} at "
-                        f"{BUDGET_CONFIDENCE:.0%} confidence after {BUDGET_ROUNDS} rounds.")
+        failing = row
+        row = max(row - (solution.spend_at_confidence - budget) - 1e-6 * budget, 0.0)
+    log.warning("The budget margin did not settle in %d rounds; bisecting the budget row "
+                "between 0 and %.2f.", BUDGET_ROUNDS, failing)
+    best, _ = attempt(0.0)
+    low, high = 0.0, failing
+    for _ in range(BISECT_ROUNDS):
+        middle = (low + high) / 2
+        solution, fits = attempt(middle)
+        if fits:
+            low = middle
+            if solution.objective > best.objective:
+                best = solution
+        else:
+            high = middle
+    return best

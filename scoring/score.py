@@ -205,6 +205,7 @@ WHAT_IF = {
     "true cannibalization": ("cannibalization",),
     "true units and dip": ("units", "dip"),
     "true units, dip and cannibalization": ("units", "dip", "cannibalization"),
+    "truth, one dip share": ("units", "mean dip", "cannibalization"),
 }
 
 
@@ -217,7 +218,11 @@ def what_if(run: Run, forecasts: pd.DataFrame, products: pd.DataFrame, truth_dir
     discount 0 (the forecast's own response kept); `units`: the true expected units at every
     level, P10 and P90 at the forecast's ratios to its P50 (so the budget's confidence margin
     keeps the forecast's uncertainty); `dip` and `cannibalization`: the true dip and the true
-    units the siblings lose (with the true caps of the categories). The gap a swap closes is what that part of the forecast costs.
+    units the siblings lose (with the true caps of the categories). The gap a swap closes is
+    what that part of the forecast costs. `mean dip`: the market's mean dip share on the true
+    extra units, for every product. Each product's own share is drawn at random and has no
+    other trace in the data, so "truth, one dip share" is about the best a model fitted to the
+    history can reach.
     """
     key = ["product_id", "discount_depth"]
     fc = forecasts.assign(discount_depth=forecasts["discount_depth"].round(6))
@@ -230,6 +235,9 @@ def what_if(run: Run, forecasts: pd.DataFrame, products: pd.DataFrame, truth_dir
     at_0 = both[both["discount_depth"] == 0].set_index("product_id")
     ratio = (both["product_id"].map(at_0["units_p50_true"])
              / both["product_id"].map(at_0["units_p50"]).where(lambda v: v > EPS)).fillna(1.0)
+    extra_true = (both["units_p50_true"]
+                  - both["product_id"].map(at_0["units_p50_true"])).clip(lower=0.0)
+    mean_dip = float(truth.market(truth_dir).products["dip_share"].mean())
     spread = {q: (both[f"units_{q}"] / both["units_p50"].where(both["units_p50"] > EPS)).fillna(1.0)
               for q in ("p10", "p90")}
     out: dict[str, float | None] = {}
@@ -245,6 +253,8 @@ def what_if(run: Run, forecasts: pd.DataFrame, products: pd.DataFrame, truth_dir
                 swapped[f"units_{q}"] = both["units_p50_true"] * spread[q]
         if "dip" in parts:
             swapped["dip_units"] = both["dip_units_true"]
+        if "mean dip" in parts:
+            swapped["dip_units"] = mean_dip * extra_true
         if "cannibalization" in parts:
             swapped["cannibalized_units"] = both["cannibalized_units_true"]
         cap = true_caps(truth_dir) if "cannibalization" in parts else CANNIBALIZATION_CAP

@@ -7,7 +7,8 @@ For every seed and end of history: generate the synthetic market, run the weekly
 (`airflow dags test`, the same run as `make weekly`), score the published plan on the market's
 ground truth (`scoring.score`), and measure where the gap to the oracle comes from
 (`scoring.score.what_if`: the same optimizer on the forecast with its baseline, units, dip or
-cannibalization replaced by the truth); keep one row. 2026-11-22 makes the plan week the Black
+cannibalization replaced by the truth, and the truth with one dip share for every product: about
+the best a model of the history can reach); keep one row. 2026-11-22 makes the plan week the Black
 Friday week. Prints a table and the averages; each run takes about five minutes on the demo preset.
 """
 

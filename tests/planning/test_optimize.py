@@ -196,3 +196,19 @@ def test_binding_constraints_are_named():
     solution = plan_discounts(forecasts, products, tight)
     assert solution.spend <= 20.0 + 1e-6
     assert "budget" in set(solution.chosen["binding_constraint"])
+
+
+def test_budget_margin_that_does_not_settle_is_bisected(monkeypatch):
+    import planning.optimize as optimize
+
+    products, forecasts = _market(n_products=30, seed=3)
+    params = RunParams(plan_week=WEEK, budget=500.0, max_promos_per_category=30, margin_floor=0.0)
+    settled = plan_discounts(forecasts, products, params)
+    # one round of tightening is not enough here: the bisection must still give a plan that fits
+    monkeypatch.setattr(optimize, "BUDGET_ROUNDS", 1)
+    first = optimize.solve(candidate_table(forecasts, products, params), params)
+    assert first.spend_at_confidence > 500.0
+    bisected = plan_discounts(forecasts, products, params)
+    assert bisected.spend_at_confidence <= 500.0 + 1e-6
+    assert (bisected.chosen["discount_depth"] > 0).any()
+    assert bisected.objective >= 0.95 * settled.objective
