@@ -199,7 +199,7 @@ def test_binding_constraints_are_named():
 
 
 def test_budget_margin_that_does_not_settle_is_bisected(monkeypatch):
-    import planning.optimize as optimize
+    from planning import optimize
 
     products, forecasts = _market(n_products=30, seed=3)
     params = RunParams(plan_week=WEEK, budget=500.0, max_promos_per_category=30, margin_floor=0.0)
