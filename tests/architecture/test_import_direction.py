@@ -23,6 +23,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("planning",),
     ("publish",),
     ("scoring",),
+    ("measurement",),
     ("dags", "local"),
 ]
 LAYER = {package: rank for rank, packages in enumerate(LAYERS) for package in packages}
