@@ -9,7 +9,7 @@ RUN_ARGS ?=
 
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: demo test setup services stop data weekly airflow bench score score-bench lint clean
+.PHONY: demo test setup services stop data weekly airflow bench score simulate-week score-bench lint clean
 
 demo: setup services data weekly ## set up everything and run the weekly flow on the demo data
 
@@ -39,6 +39,9 @@ bench: setup ## benchmarks (not tests): the discount MIP by catalogue size
 
 score: setup services ## score the latest plan of DATASET on its ground truth (synthetic markets)
 	@$(PY) -m scoring.score --dataset $(DATASET)
+
+simulate-week: setup services ## the plan week happens on DATASET's synthetic market: the latest plan -> the next delivery
+	@$(PY) -m sources.synthetic.simulate --dataset $(DATASET)
 
 score-bench: setup services ## plan-vs-oracle efficiency over 3 seeds x 2 plan weeks (~30 min on demo)
 	@$(PY) scripts/score_seeds.py --preset $(PRESET)

@@ -42,3 +42,12 @@ def engine(settings: Settings | None = None):
 
     s = settings or get_settings()
     return create_engine(s.sqlalchemy_url, pool_pre_ping=True)
+
+
+def latest_published_run_id(dataset: str, settings: Settings | None = None) -> str | None:
+    """The run whose plan of `dataset` was published last (None when there is none)."""
+    with connect(settings) as conn, conn.cursor() as cur:
+        cur.execute("select run_id from published.plans where dataset = %s "
+                    "order by published_at desc limit 1", (dataset,))
+        row = cur.fetchone()
+    return row[0] if row else None

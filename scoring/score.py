@@ -39,7 +39,7 @@ from planning.optimize import CANNIBALIZATION_CAP, EPS, candidate_table, plan_di
 from planning.run import load_products
 from promoflow.run import Run, RunConfigError, RunFolder
 from promoflow.settings import Settings, get_settings
-from promoflow.warehouse import connect
+from promoflow.warehouse import connect, latest_published_run_id
 from sources.synthetic import truth
 
 log = logging.getLogger(__name__)
@@ -321,13 +321,10 @@ def table_lines(scores: list[PolicyScore]) -> list[str]:
 
 
 def latest_run_id(dataset: str, settings: Settings | None = None) -> str:
-    with connect(settings) as conn, conn.cursor() as cur:
-        cur.execute("select run_id from published.plans where dataset = %s "
-                    "order by published_at desc limit 1", (dataset,))
-        row = cur.fetchone()
-    if row is None:
+    run_id = latest_published_run_id(dataset, settings)
+    if run_id is None:
         raise ScoringError(f"no published plan of dataset {dataset}; run make weekly first.")
-    return row[0]
+    return run_id
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -373,6 +373,100 @@ def _assign_customers(
     return out
 
 
+def _sell_lines(rng: np.random.Generator, units: np.ndarray, depth: np.ndarray,
+                start: dt.date, cat_idx: np.ndarray, customers: pd.DataFrame,
+                n_categories: int) -> pd.DataFrame:
+    """Units [P, W] sold -> lines: consecutive units of a product-week share a line, each line a
+    weekday and a customer (by taste, activity and promo pull; -1 for a guest)."""
+    n_weeks = units.shape[1]
+    flat_units = units.ravel()
+    unit_pw = np.repeat(np.arange(flat_units.size), flat_units)
+    new_line = rng.random(unit_pw.size) < NEW_LINE_PROB
+    new_line[np.r_[0, np.flatnonzero(np.diff(unit_pw)) + 1]] = True
+    line_of_unit = np.cumsum(new_line) - 1
+    line_pw = unit_pw[new_line]
+    line_qty = np.bincount(line_of_unit)
+    line_product = line_pw // n_weeks
+    line_week = line_pw % n_weeks
+    n_lines = line_pw.size
+    weekday = rng.choice(7, n_lines, p=WEEKDAY_WEIGHTS)
+    line_day = np.datetime64(start) + (7 * line_week + weekday).astype("timedelta64[D]")
+    line_promo = depth.ravel()[line_pw] > 0
+
+    customer_idx = _assign_customers(
+        rng, customers, cat_idx[line_product], line_promo, line_day, n_categories
+    )
+    guest = (rng.random(n_lines) < GUEST_SHARE) | (customer_idx < 0)
+    customer_idx[guest] = -1
+    return pd.DataFrame({"pw": line_pw, "product": line_product, "quantity": line_qty,
+                         "customer": customer_idx,
+                         "day": (line_day - np.datetime64(start)).astype(int)})
+
+
+def _orders(rng: np.random.Generator, lines: pd.DataFrame, customers: pd.DataFrame,
+            n_days: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Lines -> orders (one per customer and day, each guest line its own order) with a
+    channel and a time, and returns (a later order with the negated quantity) within n_days.
+    Order ids count from 1 in time order; lines get their order_id and line_number."""
+    n_lines = len(lines)
+    guest = lines["customer"].to_numpy() < 0
+    day_number = lines["day"].to_numpy()
+    order_key = np.where(
+        guest, -(np.arange(n_lines) + 1),
+        lines["customer"].to_numpy().astype(np.int64) * 10_000 + day_number
+    )
+    lines = pd.DataFrame(
+        {
+            "order_key": order_key,
+            "product": lines["product"].to_numpy(),
+            "pw": lines["pw"].to_numpy(),
+            "quantity": lines["quantity"].to_numpy(),
+            "customer": lines["customer"].to_numpy(),
+            "day": day_number,
+        }
+    )
+    lines = lines.groupby(["order_key", "product"], sort=True, as_index=False).agg(
+        pw=("pw", "first"),
+        quantity=("quantity", "sum"),
+        customer=("customer", "first"),
+        day=("day", "first"),
+    )
+    orders = lines.groupby("order_key", sort=True, as_index=False).agg(
+        customer=("customer", "first"), day=("day", "first")
+    )
+    channel_cum = np.cumsum(np.stack(customers["channel_probs"].to_numpy()), axis=1)
+    guest_cum = np.array([0.6, 0.8, 1.0])
+    probs = np.where(
+        (orders["customer"] >= 0).to_numpy()[:, None],
+        channel_cum[orders["customer"].clip(lower=0)],
+        guest_cum,
+    )
+    orders["channel"] = (rng.random(len(orders))[:, None] > probs).sum(axis=1).clip(max=2)
+    orders["seconds"] = rng.integers(7 * 3600, 23 * 3600, len(orders))
+    orders["is_return"] = False
+
+    # --- returns: a later order with the negated quantity at the original prices -----------
+    sold = lines.merge(orders[["order_key", "channel"]], on="order_key")
+    picked = sold[rng.random(len(sold)) < RETURN_SHARE].copy()
+    picked["day"] = picked["day"] + rng.integers(3, 31, len(picked))
+    picked["quantity"] = -(1 + (rng.random(len(picked)) * picked["quantity"]).astype(int))
+    picked = picked[picked["day"] < n_days]
+    picked["order_key"] = -(10**12) - np.arange(len(picked))
+    return_orders = picked[["order_key", "customer", "day", "channel"]].copy()
+    return_orders["seconds"] = rng.integers(9 * 3600, 21 * 3600, len(return_orders))
+    return_orders["is_return"] = True
+    orders = pd.concat([orders, return_orders], ignore_index=True)
+    lines = pd.concat([lines, picked[lines.columns]], ignore_index=True)
+
+    orders["ts"] = orders["day"] * 86400 + orders["seconds"]
+    orders = orders.sort_values(["ts", "order_key"], kind="stable").reset_index(drop=True)
+    orders["order_id"] = np.arange(1, len(orders) + 1)
+    lines = lines.merge(orders[["order_key", "order_id"]], on="order_key")
+    lines = lines.sort_values(["order_id", "product"], kind="stable").reset_index(drop=True)
+    lines["line_number"] = lines.groupby("order_id").cumcount() + 1
+    return orders, lines
+
+
 def generate(preset: str, out_dir: Path, truth_dir: Path, seed: int = 42,
              history_end: dt.date = HISTORY_END) -> dict[str, int]:
     """Write the landing files to out_dir and the ground truth to truth_dir; rows per table.
@@ -410,81 +504,8 @@ def generate(preset: str, out_dir: Path, truth_dir: Path, seed: int = 42,
     )
     cat_idx = products["cat_idx"].to_numpy()
 
-    # --- units -> lines (consecutive units of a product-week share a line) ------------------
-    flat_units = units.ravel()
-    unit_pw = np.repeat(np.arange(flat_units.size), flat_units)
-    new_line = rng.random(unit_pw.size) < NEW_LINE_PROB
-    new_line[np.r_[0, np.flatnonzero(np.diff(unit_pw)) + 1]] = True
-    line_of_unit = np.cumsum(new_line) - 1
-    line_pw = unit_pw[new_line]
-    line_qty = np.bincount(line_of_unit)
-    line_product = line_pw // cfg.weeks
-    line_week = line_pw % cfg.weeks
-    n_lines = line_pw.size
-    weekday = rng.choice(7, n_lines, p=WEEKDAY_WEIGHTS)
-    line_day = np.datetime64(history_start) + (7 * line_week + weekday).astype("timedelta64[D]")
-    line_promo = depth.ravel()[line_pw] > 0
-
-    customer_idx = _assign_customers(
-        rng, customers, cat_idx[line_product], line_promo, line_day, cfg.categories
-    )
-    guest = (rng.random(n_lines) < GUEST_SHARE) | (customer_idx < 0)
-    customer_idx[guest] = -1
-
-    # --- lines -> orders: one order per customer and day, each guest line its own order ----
-    day_number = (line_day - np.datetime64(history_start)).astype(int)
-    order_key = np.where(
-        guest, -(np.arange(n_lines) + 1), customer_idx.astype(np.int64) * 10_000 + day_number
-    )
-    lines = pd.DataFrame(
-        {
-            "order_key": order_key,
-            "product": line_product,
-            "pw": line_pw,
-            "quantity": line_qty,
-            "customer": customer_idx,
-            "day": day_number,
-        }
-    )
-    lines = lines.groupby(["order_key", "product"], sort=True, as_index=False).agg(
-        pw=("pw", "first"),
-        quantity=("quantity", "sum"),
-        customer=("customer", "first"),
-        day=("day", "first"),
-    )
-    orders = lines.groupby("order_key", sort=True, as_index=False).agg(
-        customer=("customer", "first"), day=("day", "first")
-    )
-    channel_cum = np.cumsum(np.stack(customers["channel_probs"].to_numpy()), axis=1)
-    guest_cum = np.array([0.6, 0.8, 1.0])
-    probs = np.where(
-        (orders["customer"] >= 0).to_numpy()[:, None],
-        channel_cum[orders["customer"].clip(lower=0)],
-        guest_cum,
-    )
-    orders["channel"] = (rng.random(len(orders))[:, None] > probs).sum(axis=1).clip(max=2)
-    orders["seconds"] = rng.integers(7 * 3600, 23 * 3600, len(orders))
-    orders["is_return"] = False
-
-    # --- returns: a later order with the negated quantity at the original prices -----------
-    sold = lines.merge(orders[["order_key", "channel"]], on="order_key")
-    picked = sold[rng.random(len(sold)) < RETURN_SHARE].copy()
-    picked["day"] = picked["day"] + rng.integers(3, 31, len(picked))
-    picked["quantity"] = -(1 + (rng.random(len(picked)) * picked["quantity"]).astype(int))
-    picked = picked[picked["day"] < 7 * cfg.weeks]
-    picked["order_key"] = -(10**12) - np.arange(len(picked))
-    return_orders = picked[["order_key", "customer", "day", "channel"]].copy()
-    return_orders["seconds"] = rng.integers(9 * 3600, 21 * 3600, len(return_orders))
-    return_orders["is_return"] = True
-    orders = pd.concat([orders, return_orders], ignore_index=True)
-    lines = pd.concat([lines, picked[lines.columns]], ignore_index=True)
-
-    orders["ts"] = orders["day"] * 86400 + orders["seconds"]
-    orders = orders.sort_values(["ts", "order_key"], kind="stable").reset_index(drop=True)
-    orders["order_id"] = np.arange(1, len(orders) + 1)
-    lines = lines.merge(orders[["order_key", "order_id"]], on="order_key")
-    lines = lines.sort_values(["order_id", "product"], kind="stable").reset_index(drop=True)
-    lines["line_number"] = lines.groupby("order_id").cumcount() + 1
+    lines = _sell_lines(rng, units, depth, history_start, cat_idx, customers, cfg.categories)
+    orders, lines = _orders(rng, lines, customers, 7 * cfg.weeks)
 
     # --- promotions table --------------------------------------------------------------------
     promos = promos.reset_index(drop=True)
@@ -499,11 +520,9 @@ def generate(preset: str, out_dir: Path, truth_dir: Path, seed: int = 42,
 
     # --- write the landing files ---------------------------------------------------------
     list_price = products["list_price"].to_numpy()
-    pw = lines["pw"].to_numpy()
-    p = lines["product"].to_numpy()
-    line_depth = depth.ravel()[pw]
-    line_promo_idx = promo_idx.ravel()[pw]
-    base_ts = np.datetime64(history_start, "s")
+    order_table, line_table = _order_tables(orders, lines, products, customers, depth.ravel(),
+                                            promo_idx.ravel(), promo_id_of_index,
+                                            np.datetime64(history_start, "s"))
     tables: dict[str, pd.DataFrame] = {
         "customers": pd.DataFrame(
             {
@@ -533,34 +552,8 @@ def generate(preset: str, out_dir: Path, truth_dir: Path, seed: int = 42,
                 "timezone": "UTC",
             }
         ),
-        "orders": pd.DataFrame(
-            {
-                "order_id": orders["order_id"],
-                "customer_id": np.where(
-                    orders["customer"] >= 0, (orders["customer"] + 1).astype(str), ""
-                ),
-                "ordered_at": pd.Series(
-                    base_ts + orders["ts"].to_numpy().astype("timedelta64[s]")
-                ).dt.strftime("%Y-%m-%d %H:%M:%S"),
-                "channel": ORDER_CHANNELS[orders["channel"].to_numpy()],
-                "store_id": _store_of_orders(orders, customers),
-            }
-        ),
-        "order_lines": pd.DataFrame(
-            {
-                "order_id": lines["order_id"],
-                "line_number": lines["line_number"],
-                "product_id": products["product_id"].to_numpy()[p],
-                "quantity": lines["quantity"],
-                "unit_list_price": _money(list_price[p]),
-                "unit_paid_price": _money(list_price[p] * (1.0 - line_depth)),
-                "promotion_id": np.where(
-                    line_promo_idx >= 0,
-                    promo_id_of_index[np.maximum(line_promo_idx, 0)].astype(str),
-                    "",
-                ),
-            }
-        ),
+        "orders": order_table,
+        "order_lines": line_table,
         "promotions": pd.DataFrame(
             {
                 "promotion_id": promos["promotion_id"],
@@ -608,6 +601,50 @@ def generate(preset: str, out_dir: Path, truth_dir: Path, seed: int = 42,
         ", ".join(f"{k}={v}" for k, v in counts.items()),
     )
     return counts
+
+
+def _order_tables(orders: pd.DataFrame, lines: pd.DataFrame, products: pd.DataFrame,
+                  customers: pd.DataFrame, line_depth_of_pw: np.ndarray,
+                  promo_idx_of_pw: np.ndarray, promo_id_of_index: np.ndarray,
+                  base_ts: np.datetime64) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Orders and lines in the raw contract (times from base_ts, prices from the line's
+    product-week discount, promotion ids from its promotion index)."""
+    list_price = products["list_price"].to_numpy()
+    pw = lines["pw"].to_numpy()
+    p = lines["product"].to_numpy()
+    line_depth = line_depth_of_pw[pw]
+    line_promo_idx = promo_idx_of_pw[pw]
+    tables = {
+        "orders": pd.DataFrame(
+            {
+                "order_id": orders["order_id"],
+                "customer_id": np.where(
+                    orders["customer"] >= 0, (orders["customer"] + 1).astype(str), ""
+                ),
+                "ordered_at": pd.Series(
+                    base_ts + orders["ts"].to_numpy().astype("timedelta64[s]")
+                ).dt.strftime("%Y-%m-%d %H:%M:%S"),
+                "channel": ORDER_CHANNELS[orders["channel"].to_numpy()],
+                "store_id": _store_of_orders(orders, customers),
+            }
+        ),
+        "order_lines": pd.DataFrame(
+            {
+                "order_id": lines["order_id"],
+                "line_number": lines["line_number"],
+                "product_id": products["product_id"].to_numpy()[p],
+                "quantity": lines["quantity"],
+                "unit_list_price": _money(list_price[p]),
+                "unit_paid_price": _money(list_price[p] * (1.0 - line_depth)),
+                "promotion_id": np.where(
+                    line_promo_idx >= 0,
+                    promo_id_of_index[np.maximum(line_promo_idx, 0)].astype(str),
+                    "",
+                ),
+            }
+        ),
+    }
+    return tables["orders"], tables["order_lines"]
 
 
 def _store_of_orders(orders: pd.DataFrame, customers: pd.DataFrame) -> np.ndarray:
@@ -704,6 +741,9 @@ def _write_truth(
     )
     for c, name in enumerate(categories):
         cust[f"taste_{name}"] = taste[:, c]
+    channel_probs = np.stack(customers["channel_probs"].to_numpy())
+    for k, name in enumerate(("web", "app", "store")):
+        cust[f"channel_{name}"] = channel_probs[:, k]
     _write_csv(cust.round(6), truth_dir / "customers_truth.csv")
     _write_csv(cats.round(6), truth_dir / "categories_truth.csv")
     params = {

@@ -56,7 +56,9 @@ def market(truth_dir: Path) -> Market:
         raise FileNotFoundError(
             f"No ground truth at {truth_dir}; generate it with python -m sources.synthetic.generate."
         )
-    return _load(str(Path(truth_dir).resolve()), path.stat().st_mtime)
+    # a simulated week rewrites the carryover: a newer one reloads the market
+    stamp = max(path.stat().st_mtime_ns, (Path(truth_dir) / "carryover_truth.csv").stat().st_mtime_ns)
+    return _load(str(Path(truth_dir).resolve()), stamp)
 
 
 def _monday(week_start: dt.date | str) -> dt.date:

@@ -1,0 +1,335 @@
+"""The plan week happens: a plan and its targets applied to the true synthetic market.
+
+    python -m sources.synthetic.simulate [--dataset demo] [--run-id ID]   (make simulate-week)
+
+`simulate_week` takes the plan's discounts and its targeted customers (treatment or holdout),
+draws the week from the generator's own demand model and writes it to the landing folder as the
+next delivery; what the plan truly did goes to the ground-truth folder only:
+
+- Demand: the market's expected units of every product under the whole plan (own response,
+  the category's cannibalization, the dips that earlier promotions still cause), gamma-Poisson
+  noise as in the history, sold up to the stock on hand the planner saw (the last inventory
+  snapshot). Those units become lines and orders as in the history (customers by taste,
+  activity and promotion pull; guests; returns within the week).
+- Contact: a treated customer reached on a channel (a preferred channel on record; one without
+  any was never contacted) buys one more unit of the targeted product with probability
+  q = CONTACT_RATE x (1 + 4 x discount sensitivity) / 2, from the stock left. The holdout is
+  never contacted. The true effect on the purchase rate of a target is q x (1 - b), b the
+  chance the customer buys the product anyway (Poisson, from its expected lines and the
+  customer's share of them).
+- Landing (appended, ids after the existing ones): orders, order_lines, promotions (one plain
+  price cut per plan line for the week), inventory (the week's closing stock).
+- Truth: history_truth.csv and carryover_truth.csv extended (the plan's own dips fall in the
+  next three weeks), generator.json moved one week on, and weeks/<plan week>/ with
+  plan_effects.csv (per product: expected units with and without the plan, the true
+  incremental units, the dip), contact_effects.csv (per target: reached, q, b, the true effect)
+  and summary.json.
+
+A week is simulated once: the week after the landing data's last day, so rerunning for a week
+that is already delivered is refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sources.synthetic import truth
+from sources.synthetic.generate import (
+    GUEST_SHARE,
+    NB_SHAPE,
+    NEW_LINE_PROB,
+    _order_tables,
+    _orders,
+    _sell_lines,
+)
+from sources.synthetic.market import DIP_WEIGHTS
+
+log = logging.getLogger(__name__)
+
+#: Extra purchase probability of a reached, treated customer of average promotion pull.
+CONTACT_RATE = 0.05
+
+
+class SimulationError(ValueError):
+    """The week cannot be simulated (wrong week, no plan, no market)."""
+
+
+def contact_probability(discount_sensitivity: np.ndarray) -> np.ndarray:
+    """q: the chance a reached, treated customer buys one more unit of the targeted product."""
+    return CONTACT_RATE * (1.0 + 4.0 * np.asarray(discount_sensitivity, dtype=float)) / 2.0
+
+
+def _customers(landing_dir: Path, truth_dir: Path) -> pd.DataFrame:
+    """The generator's customer table (traits from the truth, signup and region from landing)."""
+    public = pd.read_csv(landing_dir / "customers.csv", keep_default_na=False)
+    traits = pd.read_csv(truth_dir / "customers_truth.csv")
+    merged = public.merge(traits, on="customer_id", how="left").sort_values("customer_id")
+    tastes = [c for c in traits.columns if c.startswith("taste_")]
+    channels = ["channel_web", "channel_app", "channel_store"]
+    return pd.DataFrame({
+        "customer_id": merged["customer_id"].to_numpy(),
+        "signup_date": pd.to_datetime(merged["signup_date"]),
+        "region": merged["region"].to_numpy(),
+        "preferred_channel": merged["preferred_channel"].to_numpy(),
+        "discount_sensitivity": merged["discount_sensitivity"].to_numpy(),
+        "activity": merged["activity"].to_numpy(),
+        "taste": list(merged[tastes].to_numpy()),
+        "channel_probs": list(merged[channels].to_numpy()),
+    }).reset_index(drop=True)
+
+
+def _next_week(landing_dir: Path) -> dt.date:
+    """The Monday after the last inventory snapshot (the landing data's last Sunday)."""
+    snapshots = pd.read_csv(landing_dir / "inventory.csv", usecols=["snapshot_date"])
+    last = pd.to_datetime(snapshots["snapshot_date"]).max().date()
+    return last + dt.timedelta(days=1)
+
+
+def _append(frame: pd.DataFrame, path: Path) -> None:
+    header = pd.read_csv(path, nrows=0).columns.tolist()
+    if header != frame.columns.tolist():
+        raise SimulationError(f"{path} has columns {header}, not {frame.columns.tolist()}.")
+    frame.to_csv(path, mode="a", header=False, index=False)
+
+
+def simulate_week(landing_dir: Path, truth_dir: Path, plan_week: dt.date,
+                  plan_lines: pd.DataFrame, targets: pd.DataFrame, seed: int) -> dict:
+    """Apply the plan (product_id, discount_depth) and its targets (product_id, customer_id,
+    assignment) to the market's next week; append it to landing_dir, its truth to truth_dir.
+    Returns the week's summary (also in truth_dir/weeks/<plan week>/summary.json)."""
+    landing_dir, truth_dir = Path(landing_dir), Path(truth_dir)
+    market = truth.market(truth_dir)
+    expected_week = _next_week(landing_dir)
+    if plan_week != expected_week:
+        raise SimulationError(
+            f"The plan is for the week of {plan_week}, but the market's next week is "
+            f"{expected_week}; {'that week is already delivered' if plan_week < expected_week else 'weeks in between are missing'}.")
+    rng = np.random.default_rng([int(seed), plan_week.toordinal()])
+    products = pd.read_csv(landing_dir / "products.csv").sort_values("product_id")
+    products = products.reset_index(drop=True)
+    ids = products["product_id"].to_numpy()
+    inventory = pd.read_csv(landing_dir / "inventory.csv")
+    last = inventory[inventory["snapshot_date"] == inventory["snapshot_date"].max()]
+    stock = products["product_id"].map(last.set_index("product_id")["on_hand_units"])
+    stock = stock.fillna(0).clip(lower=0).to_numpy(dtype=np.int64)
+    promoted = plan_lines[plan_lines["discount_depth"] > 0]
+    depths = promoted.set_index("product_id")["discount_depth"].astype(float)
+
+    # --- demand under the plan, and without it (the counterfactual) ------------------------
+    with_plan = truth.plan_outcome(truth_dir, plan_week, depths).set_index("product_id").loc[ids]
+    without = truth.plan_outcome(truth_dir, plan_week, pd.Series(dtype=float))
+    without = without.set_index("product_id").loc[ids]
+    capped = truth.plan_outcome(truth_dir, plan_week, depths, pd.Series(stock, index=ids))
+    capped = capped.set_index("product_id").loc[ids]
+    capped_none = truth.plan_outcome(truth_dir, plan_week, pd.Series(dtype=float),
+                                     pd.Series(stock, index=ids)).set_index("product_id").loc[ids]
+    mean = with_plan["units"].to_numpy()
+    demand = rng.poisson(mean * rng.gamma(NB_SHAPE, 1.0 / NB_SHAPE, len(ids)))
+    sold = np.minimum(demand, stock)
+
+    # --- lines and orders of the public demand, then the contacted customers' extra units --
+    customers = _customers(landing_dir, truth_dir)
+    cat_idx = pd.Series(products["category"]).map(
+        {c: i for i, c in enumerate(market.categories.index)}).to_numpy()
+    depth = products["product_id"].map(depths).fillna(0.0).to_numpy()
+    lines = _sell_lines(rng, sold[:, None], depth[:, None], plan_week, cat_idx, customers,
+                        len(market.categories))
+    contacts = _contacts(rng, targets, customers, products, cat_idx, depth, mean, plan_week)
+    # the contacted customers' extra units, in target order, while stock is left
+    left = stock - sold
+    delivered = np.zeros(len(contacts), dtype=bool)
+    extra_rows = []
+    for k in np.flatnonzero(contacts["bought"].to_numpy()):
+        p = int(contacts["product_index"].iat[k])
+        if left[p] > 0:
+            left[p] -= 1
+            delivered[k] = True
+            extra_rows.append((p, p, 1, int(contacts["customer_index"].iat[k]),
+                               int(rng.integers(0, 7))))
+    contacts["bought"] = delivered
+    if extra_rows:
+        lines = pd.concat([lines, pd.DataFrame(extra_rows, columns=lines.columns)],
+                          ignore_index=True)
+    sold_total = stock - left
+    orders, lines = _orders(rng, lines, customers, 7)
+
+    # --- landing: the next delivery --------------------------------------------------------
+    first_order = int(pd.read_csv(landing_dir / "orders.csv", usecols=["order_id"])
+                      ["order_id"].max()) + 1
+    orders["order_id"] += first_order - 1
+    lines["order_id"] += first_order - 1
+    old_promos = pd.read_csv(landing_dir / "promotions.csv", usecols=["promotion_id"])
+    first_promo = int(old_promos["promotion_id"].max()) + 1 if len(old_promos) else 1
+    promo_of_product = np.full(len(ids), -1)
+    promoted_index = np.flatnonzero(depth > 0)
+    promo_of_product[promoted_index] = np.arange(len(promoted_index))
+    order_table, line_table = _order_tables(
+        orders, lines, products, customers, depth, promo_of_product,
+        first_promo + np.arange(len(promoted_index)), np.datetime64(plan_week, "s"))
+    end = plan_week + dt.timedelta(days=6)
+    promotions = pd.DataFrame({
+        "promotion_id": first_promo + np.arange(len(promoted_index)),
+        "product_id": ids[promoted_index],
+        "start_date": plan_week.isoformat(), "end_date": end.isoformat(),
+        "discount_depth": np.char.mod("%.4f", depth[promoted_index]),
+        "promo_type": "price_cut",
+    })
+    closing = pd.DataFrame({"product_id": ids, "snapshot_date": end.isoformat(),
+                            "on_hand_units": left})
+    for name, frame in (("orders", order_table), ("order_lines", line_table),
+                        ("promotions", promotions), ("inventory", closing)):
+        _append(frame, landing_dir / f"{name}.csv")
+
+    # --- truth -----------------------------------------------------------------------------
+    effects = pd.DataFrame({
+        "product_id": ids, "discount_depth": depth,
+        "expected_units": capped["units"].to_numpy(),
+        "baseline_units": capped_none["units"].to_numpy(),
+        "true_incremental_units": capped["units"].to_numpy() - capped_none["units"].to_numpy(),
+        "dip_units": with_plan["dip_units"].to_numpy(),
+        "sold_units": sold_total,
+    })
+    _extend_truth(truth_dir, plan_week, ids, with_plan, without, sold_total,
+                  sold_total >= stock)
+    week_dir = truth_dir / "weeks" / plan_week.isoformat()
+    week_dir.mkdir(parents=True, exist_ok=True)
+    effects.round(6).to_csv(week_dir / "plan_effects.csv", index=False)
+    out = contacts.assign(product_id=ids[contacts["product_index"]],
+                          customer_id=customers["customer_id"].to_numpy()[contacts["customer_index"]])
+    out[["product_id", "customer_id", "assignment", "reached", "q", "b", "true_effect",
+         "bought"]].round(6).to_csv(week_dir / "contact_effects.csv", index=False)
+    treated = out[out["assignment"] == "treatment"]
+    summary = {
+        "plan_week": plan_week.isoformat(), "seed": int(seed),
+        "products_promoted": len(promoted_index),
+        "orders": len(order_table), "order_lines": len(line_table),
+        "units_sold": int(sold_total.sum()),
+        "true_incremental_units": round(float(effects["true_incremental_units"].sum()), 3),
+        "targets": len(out), "treated": len(treated),
+        "true_contact_effect": round(float(treated["true_effect"].mean()), 6)
+        if len(treated) else None,
+        "contact_units": len(extra_rows),
+    }
+    (week_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def _contacts(rng: np.random.Generator, targets: pd.DataFrame, customers: pd.DataFrame,
+              products: pd.DataFrame, cat_idx: np.ndarray, depth: np.ndarray,
+              mean_units: np.ndarray, week: dt.date) -> pd.DataFrame:
+    """Per target: reached, q, b (the chance of buying anyway), the true effect, and whether
+    the contact made the customer buy (drawn for the treated, reached ones)."""
+    position = {c: i for i, c in enumerate(customers["customer_id"])}
+    product_position = {p: i for i, p in enumerate(products["product_id"])}
+    frame = targets[["product_id", "customer_id", "assignment"]].copy()
+    frame = frame[frame["customer_id"].isin(position)
+                  & frame["product_id"].isin(product_position)].reset_index(drop=True)
+    c = frame["customer_id"].map(position).to_numpy(dtype=int)
+    p = frame["product_id"].map(product_position).to_numpy(dtype=int)
+    sensitivity = customers["discount_sensitivity"].to_numpy()
+    reached = customers["preferred_channel"].fillna("").to_numpy()[c] != ""
+    q = np.where(reached, contact_probability(sensitivity[c]), 0.0)
+    # b: the product's expected lines (guests aside) x the customer's share of the lines of
+    # its category, as the generator assigns them (activity x taste, x pull when promoted)
+    signed_up = customers["signup_date"].to_numpy() <= np.datetime64(week)
+    weight = (customers["activity"].to_numpy()[:, None] * np.stack(customers["taste"].to_numpy())
+              * signed_up[:, None])
+    pull = 1.0 + 4.0 * sensitivity
+    totals = {False: weight.sum(axis=0), True: (weight * pull[:, None]).sum(axis=0)}
+    category = cat_idx[p]
+    promo = depth[p] > 0
+    w = weight[c, category] * np.where(promo, pull[c], 1.0)
+    total = np.where(promo, totals[True][category], totals[False][category])
+    share = np.divide(w, total, out=np.zeros_like(w), where=total > 0)
+    expected_lines = (1 + NEW_LINE_PROB * np.maximum(mean_units[p] - 1, 0)) * (1 - GUEST_SHARE)
+    b = 1.0 - np.exp(-expected_lines * share)
+    treated = frame["assignment"].to_numpy() == "treatment"
+    effect = np.where(treated, q * (1.0 - b), 0.0)
+    bought = treated & (rng.random(len(frame)) < q)
+    return frame.assign(product_index=p, customer_index=c, reached=reached, q=q, b=b,
+                        true_effect=effect, bought=bought)
+
+
+def _extend_truth(truth_dir: Path, week: dt.date, ids: np.ndarray, with_plan: pd.DataFrame,
+                  without: pd.DataFrame, sold: np.ndarray, stocked_out: np.ndarray) -> None:
+    """history_truth and carryover_truth one week on; generator.json's weeks moved."""
+    history = pd.DataFrame({"product_id": ids, "week_start": week.isoformat(),
+                            "expected_units": with_plan["units"].to_numpy().round(6),
+                            "sold_units": sold, "stocked_out": stocked_out})
+    _append(history, truth_dir / "history_truth.csv")
+    carry = pd.read_csv(truth_dir / "carryover_truth.csv")
+    dips = with_plan["dip_units"].to_numpy()
+    new = pd.DataFrame({
+        "product_id": np.repeat(ids, len(DIP_WEIGHTS)),
+        "week_start": np.tile([(week + dt.timedelta(days=7 * (k + 1))).isoformat()
+                               for k in range(len(DIP_WEIGHTS))], len(ids)),
+        "dip_units": (dips[:, None] * np.asarray(DIP_WEIGHTS)[None, :]).ravel(),
+    })
+    carry = pd.concat([carry, new]).groupby(["product_id", "week_start"], as_index=False)[
+        "dip_units"].sum()
+    carry.round(6).to_csv(truth_dir / "carryover_truth.csv", index=False)
+    meta_path = truth_dir / "generator.json"
+    meta = json.loads(meta_path.read_text())
+    meta["history_end"] = (week + dt.timedelta(days=6)).isoformat()
+    meta["plan_week"] = (week + dt.timedelta(days=7)).isoformat()
+    meta["simulated_weeks"] = [*meta.get("simulated_weeks", []), week.isoformat()]
+    meta_path.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+
+
+def simulate_run(run_id: str, settings=None) -> dict:
+    """Simulate the plan week of a published run on its dataset's market."""
+    from promoflow.run import RunFolder
+    from promoflow.settings import get_settings
+
+    s = settings or get_settings()
+    folder = RunFolder(s.runs_dir / run_id)
+    if not folder.plan_lines.exists():
+        raise SimulationError(f"{folder.plan_lines} does not exist; run the weekly flow first.")
+    run = folder.read_run()
+    dataset = run.params.dataset
+    truth_dir, landing_dir = s.ground_truth_dir / dataset, s.landing_dir / dataset
+    if not (truth_dir / "products_truth.csv").exists():
+        raise SimulationError(f"dataset {dataset} has no ground truth in {truth_dir}: only a "
+                              "synthetic market can simulate its plan week.")
+    targets = (pd.read_parquet(folder.plan_targets) if folder.plan_targets.exists()
+               else pd.DataFrame(columns=["product_id", "customer_id", "assignment"]))
+    return simulate_week(landing_dir, truth_dir, run.plan_week,
+                         pd.read_parquet(folder.plan_lines), targets, run.params.seed)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from promoflow.logs import setup_logging
+    from promoflow.warehouse import latest_published_run_id
+
+    setup_logging()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="demo", help="simulate its latest published plan")
+    parser.add_argument("--run-id", default=None, help="simulate this run's plan instead")
+    args = parser.parse_args(argv)
+    try:
+        run_id = args.run_id or latest_published_run_id(args.dataset)
+        if run_id is None:
+            raise SimulationError(f"no published plan of dataset {args.dataset}; "
+                                  "run make weekly first.")
+        summary = simulate_run(run_id)
+    except (SimulationError, FileNotFoundError) as error:
+        print(f"simulate-week: {error}", file=sys.stderr)
+        return 2
+    log.info("simulated the week of %s: %s", summary["plan_week"], summary)
+    print(f"Week of {summary['plan_week']} delivered to the landing folder: "
+          f"{summary['orders']:,} orders, {summary['units_sold']:,} units, "
+          f"{summary['contact_units']} bought after a contact. The next weekly run plans the "
+          "week after; the truth of the effects is in the ground-truth folder (weeks/).")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,143 @@
+"""The plan week simulated on the synthetic market: a valid next delivery, contacts only for the
+treated, the truth moved one week on."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ingest.contract import TABLES
+from ingest.load import read_landing, validate
+from sources.synthetic import truth
+from sources.synthetic.generate import generate
+from sources.synthetic.simulate import SimulationError, simulate_week
+
+WEEK = dt.date(2026, 11, 16)
+
+
+def _plan(landing: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    products = pd.read_csv(landing / "products.csv")
+    plan = pd.DataFrame({"product_id": products["product_id"].iloc[:10],
+                         "discount_depth": [0.1, 0.2] * 5})
+    customers = pd.read_csv(landing / "customers.csv")["customer_id"].to_numpy()
+    rng = np.random.default_rng(1)
+    targets = pd.DataFrame([(p, c, "holdout" if rng.random() < 0.3 else "treatment")
+                            for p in plan["product_id"]
+                            for c in rng.choice(customers, 80, replace=False)],
+                           columns=["product_id", "customer_id", "assignment"])
+    return plan, targets
+
+
+@pytest.fixture(scope="module")
+def simulated(tmp_path_factory: pytest.TempPathFactory):
+    base = tmp_path_factory.mktemp("simulate")
+    generate("tiny", base / "landing", base / "truth", seed=42)
+    shutil.copytree(base / "landing", base / "landing_before")
+    shutil.copytree(base / "truth", base / "truth_before")
+    before_next = truth.expected_units(base / "truth", _plan(base / "landing")[0]["product_id"],
+                                       WEEK + dt.timedelta(days=7))
+    plan, targets = _plan(base / "landing")
+    summary = simulate_week(base / "landing", base / "truth", WEEK, plan, targets, seed=42)
+    return base, plan, targets, summary, before_next
+
+
+def _quarantined(landing: Path) -> dict[str, int]:
+    keys: dict[str, pd.Index] = {}
+    out = {}
+    for spec in TABLES:
+        checked = validate(read_landing(landing / f"{spec.name}.csv", spec), spec, keys, "t",
+                           datetime(2026, 11, 30))
+        if len(spec.primary_key) == 1:
+            keys[spec.name] = pd.Index(checked.keys[spec.primary_key[0]])
+        out[spec.name] = len(checked.quarantine)
+    return out
+
+
+def test_the_week_is_a_valid_next_delivery(simulated) -> None:
+    base, plan, _, summary, _ = simulated
+    landing, before = base / "landing", base / "landing_before"
+    assert _quarantined(landing) == _quarantined(before)
+    new_orders = pd.read_csv(landing / "orders.csv").iloc[len(pd.read_csv(before / "orders.csv")):]
+    assert len(new_orders) == summary["orders"] > 0
+    stamps = pd.to_datetime(new_orders["ordered_at"])
+    assert stamps.min() >= pd.Timestamp(WEEK) and stamps.max() < pd.Timestamp(WEEK) + pd.Timedelta(days=7)
+    assert new_orders["order_id"].is_unique and new_orders["order_id"].min() > pd.read_csv(
+        before / "orders.csv")["order_id"].max()
+    promotions = pd.read_csv(landing / "promotions.csv")
+    new_promos = promotions[promotions["start_date"] == WEEK.isoformat()]
+    assert sorted(new_promos["product_id"]) == sorted(plan["product_id"])
+    lines = pd.read_csv(landing / "order_lines.csv")
+    new_lines = lines[lines["order_id"].isin(new_orders["order_id"])]
+    promoted = new_lines[new_lines["product_id"].isin(plan["product_id"]) & (new_lines["quantity"] > 0)]
+    depth = plan.set_index("product_id")["discount_depth"]
+    paid = (promoted["unit_list_price"] * (1 - promoted["product_id"].map(depth))).round(2)
+    assert np.allclose(promoted["unit_paid_price"], paid, atol=0.011)
+    # closing stock = the stock the planner saw minus the week's net units sold
+    inventory = pd.read_csv(landing / "inventory.csv")
+    start = inventory[inventory["snapshot_date"] == (WEEK - dt.timedelta(days=1)).isoformat()]
+    end = inventory[inventory["snapshot_date"] == (WEEK + dt.timedelta(days=6)).isoformat()]
+    sold = new_lines[new_lines["quantity"] > 0].groupby("product_id")["quantity"].sum()
+    moved = start.set_index("product_id")["on_hand_units"] - end.set_index("product_id")[
+        "on_hand_units"]
+    assert (moved >= 0).all()
+    assert moved.sum() == sold.sum() == summary["units_sold"]
+
+
+def test_contacts_reach_only_treated_customers(simulated) -> None:
+    base, _, targets, summary, _ = simulated
+    contacts = pd.read_csv(base / "truth" / "weeks" / WEEK.isoformat() / "contact_effects.csv")
+    assert len(contacts) == len(targets)
+    assert not contacts.loc[contacts["assignment"] == "holdout", "bought"].any()
+    assert (contacts.loc[contacts["assignment"] == "holdout", "true_effect"] == 0).all()
+    treated = contacts[contacts["assignment"] == "treatment"]
+    assert (treated.loc[~treated["reached"], "q"] == 0).all()
+    assert ((treated["true_effect"] > 0) == treated["reached"]).all()
+    assert summary["true_contact_effect"] == pytest.approx(treated["true_effect"].mean(), abs=1e-6)
+    assert 0 < summary["contact_units"] == int(contacts["bought"].sum())
+
+
+def test_the_truth_moves_one_week_on(simulated) -> None:
+    base, plan, _, summary, before_next = simulated
+    truth_dir = base / "truth"
+    effects = pd.read_csv(truth_dir / "weeks" / WEEK.isoformat() / "plan_effects.csv")
+    lifted = effects[effects["product_id"].isin(plan["product_id"])]
+    assert (lifted["true_incremental_units"] >= 0).all() and lifted["true_incremental_units"].sum() > 0
+    meta = json.loads((truth_dir / "generator.json").read_text())
+    assert meta["history_end"] == (WEEK + dt.timedelta(days=6)).isoformat()
+    assert meta["simulated_weeks"] == [WEEK.isoformat()]
+    assert summary["true_incremental_units"] == pytest.approx(
+        effects["true_incremental_units"].sum(), abs=1e-2)
+    history = pd.read_csv(truth_dir / "history_truth.csv")
+    assert (history["week_start"] == WEEK.isoformat()).sum() == len(effects)
+    # the plan's promotions now take their dip from the next week
+    after = truth.expected_units(truth_dir, plan["product_id"], WEEK + dt.timedelta(days=7))
+    assert (after <= before_next + 1e-9).all() and (after < before_next - 1e-6).any()
+
+
+def test_same_seed_same_week_and_no_second_delivery(simulated, tmp_path: Path) -> None:
+    base, plan, targets, _, _ = simulated
+    shutil.copytree(base / "landing_before", tmp_path / "landing")
+    shutil.copytree(base / "truth_before", tmp_path / "truth")
+    simulate_week(tmp_path / "landing", tmp_path / "truth", WEEK, plan, targets, seed=42)
+    for name in ("orders.csv", "order_lines.csv", "inventory.csv", "promotions.csv"):
+        assert (tmp_path / "landing" / name).read_bytes() == (base / "landing" / name).read_bytes()
+    with pytest.raises(SimulationError, match="already delivered"):
+        simulate_week(tmp_path / "landing", tmp_path / "truth", WEEK, plan, targets, seed=42)
+    with pytest.raises(SimulationError, match="weeks in between are missing"):
+        simulate_week(tmp_path / "landing", tmp_path / "truth", WEEK + dt.timedelta(days=14),
+                      plan, targets, seed=42)
+
+
+def test_cli_without_a_plan_is_one_line_error(capsys) -> None:
+    from sources.synthetic.simulate import main
+
+    assert main(["--run-id", "no-such-run"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "run the weekly flow first" in err[0]
