@@ -25,8 +25,9 @@ next delivery; what the plan truly did goes to the ground-truth folder only:
   incremental units, the dip), contact_effects.csv (per target: reached, q, b, the true effect)
   and summary.json.
 
-A week is simulated once: the week after the landing data's last day, so rerunning for a week
-that is already delivered is refused.
+A week is simulated once: the week after the landing data's last inventory snapshot, so
+rerunning for a week that is already delivered is refused. The closing inventory is appended
+last; orders of the week without it (a run that stopped halfway) are refused too.
 """
 
 from __future__ import annotations
@@ -74,6 +75,9 @@ def _customers(landing_dir: Path, truth_dir: Path) -> pd.DataFrame:
     merged = public.merge(traits, on="customer_id", how="left").sort_values("customer_id")
     tastes = [c for c in traits.columns if c.startswith("taste_")]
     channels = ["channel_web", "channel_app", "channel_store"]
+    if not set(channels) <= set(traits.columns):
+        raise SimulationError(f"{truth_dir} holds no customer channel mix (an older market); "
+                              "generate it again with make data.")
     return pd.DataFrame({
         "customer_id": merged["customer_id"].to_numpy(),
         "signup_date": pd.to_datetime(merged["signup_date"]),
@@ -112,6 +116,12 @@ def simulate_week(landing_dir: Path, truth_dir: Path, plan_week: dt.date,
         raise SimulationError(
             f"The plan is for the week of {plan_week}, but the market's next week is "
             f"{expected_week}; {'that week is already delivered' if plan_week < expected_week else 'weeks in between are missing'}.")
+    ordered = pd.read_csv(landing_dir / "orders.csv", usecols=["ordered_at"])["ordered_at"]
+    if len(ordered) and pd.Timestamp(ordered.max()) >= pd.Timestamp(plan_week):
+        raise SimulationError(
+            f"{landing_dir / 'orders.csv'} already holds orders of the week of {plan_week} "
+            "but no closing inventory: an earlier simulation stopped halfway; restore the "
+            "landing folder (make data) before simulating again.")
     rng = np.random.default_rng([int(seed), plan_week.toordinal()])
     products = pd.read_csv(landing_dir / "products.csv").sort_values("product_id")
     products = products.reset_index(drop=True)

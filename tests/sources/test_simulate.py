@@ -141,3 +141,24 @@ def test_cli_without_a_plan_is_one_line_error(capsys) -> None:
     assert main(["--run-id", "no-such-run"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "run the weekly flow first" in err[0]
+
+
+def test_an_older_market_without_channel_mix_is_refused(simulated, tmp_path: Path) -> None:
+    base, plan, targets, _, _ = simulated
+    shutil.copytree(base / "landing_before", tmp_path / "landing")
+    shutil.copytree(base / "truth_before", tmp_path / "truth")
+    traits = pd.read_csv(tmp_path / "truth" / "customers_truth.csv")
+    traits.drop(columns=["channel_web", "channel_app", "channel_store"]).to_csv(
+        tmp_path / "truth" / "customers_truth.csv", index=False)
+    with pytest.raises(SimulationError, match="no customer channel mix"):
+        simulate_week(tmp_path / "landing", tmp_path / "truth", WEEK, plan, targets, seed=42)
+
+
+def test_a_delivery_that_stopped_halfway_is_refused(simulated, tmp_path: Path) -> None:
+    base, plan, targets, _, _ = simulated
+    shutil.copytree(base / "landing_before", tmp_path / "landing")
+    shutil.copytree(base / "truth_before", tmp_path / "truth")
+    # the week's orders are in, its closing inventory is not
+    shutil.copy(base / "landing" / "orders.csv", tmp_path / "landing" / "orders.csv")
+    with pytest.raises(SimulationError, match="stopped halfway"):
+        simulate_week(tmp_path / "landing", tmp_path / "truth", WEEK, plan, targets, seed=42)
