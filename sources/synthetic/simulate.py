@@ -116,8 +116,8 @@ def simulate_week(landing_dir: Path, truth_dir: Path, plan_week: dt.date,
         raise SimulationError(
             f"The plan is for the week of {plan_week}, but the market's next week is "
             f"{expected_week}; {'that week is already delivered' if plan_week < expected_week else 'weeks in between are missing'}.")
-    ordered = pd.read_csv(landing_dir / "orders.csv", usecols=["ordered_at"])["ordered_at"]
-    if len(ordered) and pd.Timestamp(ordered.max()) >= pd.Timestamp(plan_week):
+    old_orders = pd.read_csv(landing_dir / "orders.csv", usecols=["order_id", "ordered_at"])
+    if len(old_orders) and pd.Timestamp(old_orders["ordered_at"].max()) >= pd.Timestamp(plan_week):
         raise SimulationError(
             f"{landing_dir / 'orders.csv'} already holds orders of the week of {plan_week} "
             "but no closing inventory: an earlier simulation stopped halfway; restore the "
@@ -134,13 +134,13 @@ def simulate_week(landing_dir: Path, truth_dir: Path, plan_week: dt.date,
     depths = promoted.set_index("product_id")["discount_depth"].astype(float)
 
     # --- demand under the plan, and without it (the counterfactual) ------------------------
-    with_plan = truth.plan_outcome(truth_dir, plan_week, depths).set_index("product_id").loc[ids]
-    without = truth.plan_outcome(truth_dir, plan_week, pd.Series(dtype=float))
-    without = without.set_index("product_id").loc[ids]
-    capped = truth.plan_outcome(truth_dir, plan_week, depths, pd.Series(stock, index=ids))
-    capped = capped.set_index("product_id").loc[ids]
-    capped_none = truth.plan_outcome(truth_dir, plan_week, pd.Series(dtype=float),
-                                     pd.Series(stock, index=ids)).set_index("product_id").loc[ids]
+    def outcome(plan: pd.Series, capped_by_stock: bool) -> pd.DataFrame:
+        cap = pd.Series(stock, index=ids) if capped_by_stock else None
+        return truth.plan_outcome(truth_dir, plan_week, plan, cap).set_index("product_id").loc[ids]
+
+    with_plan = outcome(depths, capped_by_stock=False)  # demand, before the stock cap
+    capped = outcome(depths, capped_by_stock=True)
+    capped_none = outcome(pd.Series(dtype=float), capped_by_stock=True)
     mean = with_plan["units"].to_numpy()
     demand = rng.poisson(mean * rng.gamma(NB_SHAPE, 1.0 / NB_SHAPE, len(ids)))
     sold = np.minimum(demand, stock)
@@ -172,8 +172,7 @@ def simulate_week(landing_dir: Path, truth_dir: Path, plan_week: dt.date,
     orders, lines = _orders(rng, lines, customers, 7)
 
     # --- landing: the next delivery --------------------------------------------------------
-    first_order = int(pd.read_csv(landing_dir / "orders.csv", usecols=["order_id"])
-                      ["order_id"].max()) + 1
+    first_order = int(old_orders["order_id"].max()) + 1
     orders["order_id"] += first_order - 1
     lines["order_id"] += first_order - 1
     old_promos = pd.read_csv(landing_dir / "promotions.csv", usecols=["promotion_id"])
@@ -207,7 +206,7 @@ def simulate_week(landing_dir: Path, truth_dir: Path, plan_week: dt.date,
         "dip_units": with_plan["dip_units"].to_numpy(),
         "sold_units": sold_total,
     })
-    _extend_truth(truth_dir, plan_week, ids, with_plan, without, sold_total,
+    _extend_truth(truth_dir, plan_week, ids, with_plan, sold_total,
                   sold_total >= stock)
     week_dir = truth_dir / "weeks" / plan_week.isoformat()
     week_dir.mkdir(parents=True, exist_ok=True)
@@ -269,7 +268,7 @@ def _contacts(rng: np.random.Generator, targets: pd.DataFrame, customers: pd.Dat
 
 
 def _extend_truth(truth_dir: Path, week: dt.date, ids: np.ndarray, with_plan: pd.DataFrame,
-                  without: pd.DataFrame, sold: np.ndarray, stocked_out: np.ndarray) -> None:
+                  sold: np.ndarray, stocked_out: np.ndarray) -> None:
     """history_truth and carryover_truth one week on; generator.json's weeks moved."""
     history = pd.DataFrame({"product_id": ids, "week_start": week.isoformat(),
                             "expected_units": with_plan["units"].to_numpy().round(6),
