@@ -6,6 +6,8 @@ accounting -> dbt source freshness, marts and tests (cosmos) -> Great Expectatio
 Spark features -> Feast apply + materialize -> Great Expectations on the features ->
 training sets (Feast point-in-time joins) -> torchrun training of the recommender and the
 demand forecaster -> HiGHS discount plan + customer targeting with holdout -> `published` schema.
+Once the marts pass their checks, the `warehouse_marts` Asset is updated: it triggers
+`promo_measure`, which measures the published plan weeks whose sales just arrived.
 
 Trigger with the form: its fields, defaults and bounds come from the run contract
 (`promoflow/run.py`, `RunParams`). Each task is one call of its stage's entry point with the run
@@ -19,16 +21,18 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from airflow.sdk import Param, dag, task, task_group
+from airflow.sdk import Asset, Param, dag, task, task_group
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos.constants import LoadMode, SourceRenderingBehavior, TestBehavior
 from cosmos.profiles import PostgresUserPasswordProfileMapping
 
-from promoflow.run import Run, form_schema
+from promoflow.run import MARTS_ASSET_NAME, MARTS_ASSET_URI, Run, form_schema
 
 DBT_PROJECT = Path(__file__).resolve().parent.parent / "dbt_project"
 WAREHOUSE_CONN_ID = os.environ.get("PROMO_WAREHOUSE_CONN_ID", "promo_warehouse")
 
+#: Updated once the marts of a load pass their checks; it triggers promo_measure.
+MARTS = Asset(name=MARTS_ASSET_NAME, uri=MARTS_ASSET_URI)
 PARAMS = {name: Param(**schema) for name, schema in form_schema().items()}
 
 
@@ -87,11 +91,13 @@ def promo_weekly():
         operator_args={"install_deps": False},
     )
 
-    @task
-    def check_marts(run: dict) -> dict:
+    @task(outlets=[MARTS])
+    def check_marts(run: dict, *, outlet_events=None) -> dict:
         from quality.checkpoints import check_marts
 
-        return check_marts(_run(run))
+        result = check_marts(_run(run))
+        outlet_events[MARTS].extra = {"dataset": run["dataset"], "run_id": run["run_id"]}
+        return result
 
     @task
     def resolve_plan_week(run: dict) -> dict:

@@ -29,6 +29,10 @@ from promoflow.weeks import check_monday, plan_week_after
 
 log = logging.getLogger(__name__)
 
+#: The Asset the weekly flow updates once a load's marts pass their checks (promo_weekly ->
+#: promo_measure); its event's extra names the dataset.
+MARTS_ASSET_NAME = "warehouse_marts"
+MARTS_ASSET_URI = "promoflow://warehouse/marts"
 DATASET_PATTERN = r"^[A-Za-z0-9_.-]+$"
 PLAN_WEEK_PATTERN = r"^(\d{4}-\d{2}-\d{2})?$"
 

@@ -14,15 +14,16 @@ next delivery; what the plan truly did goes to the ground-truth folder only:
 - Contact: a treated customer reached on a channel (a preferred channel on record; one without
   any was never contacted) buys one more unit of the targeted product with probability
   q = CONTACT_RATE x (1 + 4 x discount sensitivity) / 2, from the stock left. The holdout is
-  never contacted. The true effect on the purchase rate of a target is q x (1 - b), b the
+  never contacted. The true effect on the purchase rate of a target is q x (1 - b) x a: b the
   chance the customer buys the product anyway (Poisson, from its expected lines and the
-  customer's share of them).
+  customer's share of them), a the share of the product's contact purchases the stock let
+  through.
 - Landing (appended, ids after the existing ones): orders, order_lines, promotions (one plain
   price cut per plan line for the week), inventory (the week's closing stock).
 - Truth: history_truth.csv and carryover_truth.csv extended (the plan's own dips fall in the
   next three weeks), generator.json moved one week on, and weeks/<plan week>/ with
   plan_effects.csv (per product: expected units with and without the plan, the true
-  incremental units, the dip), contact_effects.csv (per target: reached, q, b, the true effect)
+  incremental units, the dip), contact_effects.csv (per target: reached, q, b, a, the true effect)
   and summary.json.
 
 A week is simulated once: the week after the landing data's last inventory snapshot, so
@@ -164,6 +165,14 @@ def simulate_week(landing_dir: Path, truth_dir: Path, plan_week: dt.date,
             delivered[k] = True
             extra_rows.append((p, p, 1, int(contacts["customer_index"].iat[k]),
                                int(rng.integers(0, 7))))
+    # the true effect counts only the units the stock let through: per product, the share of
+    # the drawn contact purchases delivered (none drawn: whether any stock was left)
+    drawn = np.bincount(contacts["product_index"], weights=contacts["bought"],
+                        minlength=len(products))
+    got = np.bincount(contacts["product_index"], weights=delivered, minlength=len(products))
+    available = np.where(drawn > 0, got / np.maximum(drawn, 1), (stock - sold) > 0)
+    contacts["available"] = available[contacts["product_index"].to_numpy()]
+    contacts["true_effect"] *= contacts["available"]
     contacts["bought"] = delivered
     if extra_rows:
         lines = pd.concat([lines, pd.DataFrame(extra_rows, columns=lines.columns)],
@@ -213,8 +222,8 @@ def simulate_week(landing_dir: Path, truth_dir: Path, plan_week: dt.date,
     effects.round(6).to_csv(week_dir / "plan_effects.csv", index=False)
     out = contacts.assign(product_id=ids[contacts["product_index"]],
                           customer_id=customers["customer_id"].to_numpy()[contacts["customer_index"]])
-    out[["product_id", "customer_id", "assignment", "reached", "q", "b", "true_effect",
-         "bought"]].round(6).to_csv(week_dir / "contact_effects.csv", index=False)
+    out[["product_id", "customer_id", "assignment", "reached", "q", "b", "available",
+         "true_effect", "bought"]].round(6).to_csv(week_dir / "contact_effects.csv", index=False)
     treated = out[out["assignment"] == "treatment"]
     summary = {
         "plan_week": plan_week.isoformat(), "seed": int(seed),

@@ -98,7 +98,8 @@ def test_contacts_reach_only_treated_customers(simulated) -> None:
     assert (contacts.loc[contacts["assignment"] == "holdout", "true_effect"] == 0).all()
     treated = contacts[contacts["assignment"] == "treatment"]
     assert (treated.loc[~treated["reached"], "q"] == 0).all()
-    assert ((treated["true_effect"] > 0) == treated["reached"]).all()
+    assert ((treated["true_effect"] > 0) == (treated["reached"] & (treated["available"] > 0))).all()
+    assert treated["available"].between(0, 1).all()
     assert summary["true_contact_effect"] == pytest.approx(treated["true_effect"].mean(), abs=1e-6)
     assert 0 < summary["contact_units"] == int(contacts["bought"].sum())
 
