@@ -6,10 +6,11 @@ PRESET ?= $(DATASET)
 SEED ?= 42
 # extra options for the weekly run, e.g. RUN_ARGS="--budget 8000 --max-discount 0.2"
 RUN_ARGS ?=
+WEEKS ?= 4
 
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: demo test setup services stop data weekly airflow bench score simulate-week score-bench lint clean
+.PHONY: demo test setup services stop data weekly airflow bench score simulate-week measure loop score-bench lint clean
 
 demo: setup services data weekly ## set up everything and run the weekly flow on the demo data
 
@@ -42,6 +43,12 @@ score: setup services ## score the latest plan of DATASET on its ground truth (s
 
 simulate-week: setup services ## the plan week happens on DATASET's synthetic market: the latest plan -> the next delivery
 	@$(PY) -m sources.synthetic.simulate --dataset $(DATASET)
+
+measure: setup services ## measure DATASET's published plan weeks whose sales are in (PLAN_WEEK=YYYY-MM-DD for one)
+	@$(PY) -m measurement.measure --dataset $(DATASET) $(if $(PLAN_WEEK),--plan-week $(PLAN_WEEK))
+
+loop: setup services ## closed loop on a fresh PRESET market: plan, simulate, measure, WEEKS times (~45 min on demo)
+	@$(PY) -m local.loop --preset $(PRESET) --weeks $(WEEKS) $(RUN_ARGS)
 
 score-bench: setup services ## plan-vs-oracle efficiency over 3 seeds x 2 plan weeks (~30 min on demo)
 	@$(PY) scripts/score_seeds.py --preset $(PRESET)

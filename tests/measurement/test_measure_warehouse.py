@@ -152,6 +152,22 @@ def test_measuring_again_replaces_the_rows(measured):
 
 
 @pytest.mark.integration
+def test_the_bi_role_reads_the_results(measured):
+    from local.roles import ensure_roles
+
+    s, _, _ = measured
+    measure_week(DATASET, WEEK, s)
+    _, bi = ensure_roles(s)
+    conn = psycopg2.connect(host=s.pg_host, port=s.pg_port, dbname=s.pg_db, user=bi.user,
+                            password=bi.password)
+    with conn, conn.cursor() as cur:
+        for table in ("plan_results", "experiment_results", "forecast_accuracy"):
+            cur.execute(f"select count(*) from published.{table}")
+            assert cur.fetchone()[0] > 0
+    conn.close()
+
+
+@pytest.mark.integration
 def test_a_week_without_sales_is_refused(measured):
     s, _, _ = measured
     with pytest.raises(MeasureError, match=f"The week of {NEXT} has no sales in the warehouse yet"):

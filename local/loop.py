@@ -1,0 +1,166 @@
+"""The closed loop on a synthetic market: plan -> the week happens -> measure -> plan the next.
+
+    python -m local.loop --preset demo --weeks 4 [--seed 42] [weekly options]   (make loop)
+
+A fresh market of the preset is written to the dataset `<preset>_loop` (the demo's own landing
+folder is left alone), its history ending WEEKS weeks before the last full week, so that every
+simulated week lies in the past (ingest refuses rows dated after now). Then, WEEKS times: the
+weekly DAG plans the week after the data (ingesting the week simulated before it), the DAG
+`promo_measure` measures the plan weeks whose sales are in, and the plan week is simulated on
+the market's truth (sources/synthetic/simulate.py). A last weekly run ingests the last week and
+plans the next one; every week is measured again, so the dips of the following weeks are in.
+
+Printed per week: planned vs realized incremental profit of the plan lines, with the truth's
+(the same actual sales minus the market's true no-promotion units), the measured treatment
+effect on the purchase rate with its 95% interval next to the true contact effect, and the
+forecast's WAPE.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import sys
+import time
+
+import pandas as pd
+
+from local.runner import DAG_ID, VENV_BIN, _timed, prepare_airflow, run_weekly
+from promoflow.logs import setup_logging
+from promoflow.run import RunConfigError, add_cli_arguments, params_from_cli
+from promoflow.settings import Settings, get_settings
+from promoflow.warehouse import engine
+
+log = logging.getLogger("local.loop")
+
+
+def loop_history_end(weeks: int, today: dt.date | None = None) -> dt.date:
+    """The Sunday that ends the loop's history: `weeks` weeks before the last full week."""
+    today = today or dt.datetime.now(dt.UTC).date()
+    last_sunday = today - dt.timedelta(days=today.weekday() + 1)  # the day before this Monday
+    return last_sunday - dt.timedelta(weeks=weeks)
+
+
+def measure_with_dag(dataset: str, settings: Settings) -> None:
+    """Run promo_measure once in-process, as the Asset event of the weekly run would."""
+    env = prepare_airflow(settings)
+    conf = json.dumps({"dataset": dataset, "plan_week": ""})
+    _timed("DAG promo_measure", [str(VENV_BIN / "airflow"), "dags", "test", "promo_measure",
+                                 "--conf", conf], env)
+
+
+def week_table(dataset: str, settings: Settings) -> pd.DataFrame:
+    """Per measured plan week of the dataset: measured and true values side by side."""
+    with engine(settings).connect() as conn:
+        results = pd.read_sql(
+            "select r.plan_week, r.product_id, r.actual_units, r.planned_incremental_profit, "
+            "r.realized_incremental_profit, l.list_price, l.promo_price, l.unit_cost "
+            "from published.plan_results r join published.plan_lines l using (run_id, product_id) "
+            "where r.dataset = %(d)s order by 1, 2", conn, params={"d": dataset})
+        effects = pd.read_sql(
+            "select plan_week, difference, ci_low, ci_high, p_value, mde from "
+            "published.experiment_results where dataset = %(d)s and scope = 'overall' "
+            "and metric = 'purchase_rate'", conn, params={"d": dataset})
+        accuracy = pd.read_sql("select plan_week, wape, bias from published.forecast_accuracy "
+                               "where dataset = %(d)s", conn, params={"d": dataset})
+    truth_dir = settings.ground_truth_dir / dataset / "weeks"
+    rows = []
+    for week, lines in results.groupby("plan_week"):
+        week_dir = truth_dir / pd.Timestamp(week).date().isoformat()
+        effects_truth = pd.read_csv(week_dir / "plan_effects.csv").set_index("product_id")
+        summary = json.loads((week_dir / "summary.json").read_text())
+        base = lines["product_id"].map(effects_truth["baseline_units"]).to_numpy(float)
+        true_profit = (lines["actual_units"] * (lines["promo_price"] - lines["unit_cost"])
+                       - base * (lines["list_price"] - lines["unit_cost"])).sum()
+        effect = effects[effects["plan_week"] == week].iloc[0]
+        fit = accuracy[accuracy["plan_week"] == week].iloc[0]
+        truth_effect = summary["true_contact_effect"]
+        rows.append({
+            "plan_week": pd.Timestamp(week).date().isoformat(), "lines": len(lines),
+            "planned_profit": lines["planned_incremental_profit"].sum(),
+            "realized_profit": lines["realized_incremental_profit"].sum(),
+            "true_realized_profit": true_profit,
+            "effect": effect["difference"], "ci_low": effect["ci_low"],
+            "ci_high": effect["ci_high"], "true_effect": truth_effect,
+            "covered": bool(effect["ci_low"] <= truth_effect <= effect["ci_high"]),
+            "wape": fit["wape"], "bias": fit["bias"],
+        })
+    table = pd.DataFrame(rows)
+    if not table.empty:
+        table["profit_error"] = table["realized_profit"] / table["true_realized_profit"] - 1
+    return table
+
+
+def table_lines(table: pd.DataFrame) -> list[str]:
+    lines = [("week        lines  planned   realized  in truth  error   effect [95% CI]            "
+             "true effect  covered  WAPE")]
+    for row in table.itertuples():
+        lines.append(
+            f"{row.plan_week}  {row.lines:>4}  {row.planned_profit:>8,.0f}  {row.realized_profit:>8,.0f}"
+            f"  {row.true_realized_profit:>8,.0f}  {row.profit_error:>+6.1%}  {row.effect:+.4f} "
+            f"[{row.ci_low:+.4f}, {row.ci_high:+.4f}]  {row.true_effect:.4f}       "
+            f"{'yes' if row.covered else 'no ':<7}  {row.wape:.3f}")
+    if len(table):
+        lines.append(f"interval covers the true effect in {int(table['covered'].sum())} of "
+                     f"{len(table)} weeks; realized profit within 25% of the truth's in "
+                     f"{int((table['profit_error'].abs() <= 0.25).sum())} of {len(table)}")
+    return lines
+
+
+def run_loop(preset: str, weeks: int, seed: int, extra: dict, settings: Settings) -> pd.DataFrame:
+    from measurement.measure import measure_dataset
+    from sources.synthetic.generate import generate
+    from sources.synthetic.simulate import simulate_run
+
+    dataset = f"{preset}_loop"
+    history_end = loop_history_end(weeks)
+    started = time.time()
+    generate(preset, settings.landing_dir / dataset, settings.ground_truth_dir / dataset,
+             seed=seed, history_end=history_end)
+    log.info("Loop market %s (preset %s, seed %d): history to %s, %d plan weeks", dataset,
+             preset, seed, history_end, weeks)
+    for k in range(weeks + 1):
+        plan = run_weekly({**extra, "dataset": dataset, "seed": seed}, settings)
+        measure_with_dag(dataset, settings)
+        if k == weeks:
+            break
+        summary = simulate_run(plan["run_id"], settings)
+        log.info("Week %d of %d (%s) simulated: %s units, %s contact purchases (%.0f s so far)",
+                 k + 1, weeks, summary["plan_week"], summary["units_sold"],
+                 summary["contact_units"], time.time() - started)
+    measure_dataset(dataset, settings=settings)  # every week again: the last dips are in
+    return week_table(dataset, settings)
+
+
+def main(argv: list[str] | None = None) -> int:
+    setup_logging()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="demo", help="synthetic market preset (tiny, demo)")
+    parser.add_argument("--weeks", type=int, default=4, help="plan weeks to run (1-12)")
+    add_cli_arguments(parser)
+    args = parser.parse_args(argv)
+    if not 1 <= args.weeks <= 12:
+        raise SystemExit(f"error: --weeks {args.weeks} is outside [1, 12].")
+    if args.dataset is not None or args.plan_week is not None:
+        raise SystemExit("error: the loop picks its own dataset (<preset>_loop) and plan weeks; "
+                         "leave --dataset and --plan-week out.")
+    try:
+        params = params_from_cli(args)
+    except RunConfigError as error:
+        raise SystemExit(f"error: {error}") from None
+    given = {k: v for k, v in params.to_dict().items()
+             if k not in ("dataset", "plan_week", "seed") and getattr(args, k) is not None}
+    settings = get_settings()
+    table = run_loop(args.preset, args.weeks, params.seed, given, settings)
+    out = settings.work_dir / "loop" / f"{args.preset}_loop.csv"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out, index=False)
+    print("\n".join(["", (f"Closed loop on {args.preset}_loop ({DAG_ID} + promo_measure), "
+                     "measured vs true:"), *table_lines(table), f"table: {out}", ""]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
