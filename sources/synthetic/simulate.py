@@ -8,8 +8,9 @@ next delivery; what the plan truly did goes to the ground-truth folder only:
 
 - Demand: the market's expected units of every product under the whole plan (own response,
   the category's cannibalization, the dips that earlier promotions still cause), gamma-Poisson
-  noise as in the history, sold up to the stock on hand the planner saw (the last inventory
-  snapshot). Those units become lines and orders as in the history (customers by taste,
+  noise as in the history, sold up to the week's stock: restocked as in the history (stock
+  cover x baseline, a promotion's lift foreseen in part), so that weeks in a row do not drain
+  it; the planner only saw what the last week left (its closing snapshot). Those units become lines and orders as in the history (customers by taste,
   activity and promotion pull; guests; returns within the week).
 - Contact: a treated customer reached on a channel (a preferred channel on record; one without
   any was never contacted) buys one more unit of the targeted product with probability
@@ -23,7 +24,7 @@ next delivery; what the plan truly did goes to the ground-truth folder only:
 - Truth: history_truth.csv and carryover_truth.csv extended (the plan's own dips fall in the
   next three weeks), generator.json moved one week on, and weeks/<plan week>/ with
   plan_effects.csv (per product: expected units with and without the plan, the true
-  incremental units, the dip), contact_effects.csv (per target: reached, q, b, a, the true effect)
+  incremental units, the dip, the week's stock and units sold), contact_effects.csv (per target: reached, q, b, a, the true effect)
   and summary.json.
 
 A week is simulated once: the week after the landing data's last inventory snapshot, so
@@ -98,6 +99,18 @@ def _next_week(landing_dir: Path) -> dt.date:
     return last + dt.timedelta(days=1)
 
 
+def _order_up_to(rng: np.random.Generator, cover: np.ndarray, baseline: np.ndarray,
+                 with_plan: pd.DataFrame, promoted: np.ndarray) -> np.ndarray:
+    """The week's stock, restocked as in the history: stock cover x baseline (noise 0.8-1.25),
+    a promotion's lift foreseen only in part (30-110%)."""
+    lift = np.divide(with_plan["own_units"].to_numpy(), with_plan["baseline_units"].to_numpy(),
+                     out=np.ones(len(cover)), where=with_plan["baseline_units"].to_numpy() > 0)
+    foresight = np.where(promoted, rng.uniform(0.3, 1.1, len(cover)), 0.0)
+    level = cover * rng.uniform(0.8, 1.25, len(cover)) * baseline * (
+        1.0 + (np.maximum(lift, 1.0) - 1.0) * foresight)
+    return np.maximum(np.ceil(level), 1).astype(np.int64)
+
+
 def _append(frame: pd.DataFrame, path: Path) -> None:
     header = pd.read_csv(path, nrows=0).columns.tolist()
     if header != frame.columns.tolist():
@@ -127,10 +140,6 @@ def simulate_week(landing_dir: Path, truth_dir: Path, plan_week: dt.date,
     products = pd.read_csv(landing_dir / "products.csv").sort_values("product_id")
     products = products.reset_index(drop=True)
     ids = products["product_id"].to_numpy()
-    inventory = pd.read_csv(landing_dir / "inventory.csv")
-    last = inventory[inventory["snapshot_date"] == inventory["snapshot_date"].max()]
-    stock = products["product_id"].map(last.set_index("product_id")["on_hand_units"])
-    stock = stock.fillna(0).clip(lower=0).to_numpy(dtype=np.int64)
     promoted = plan_lines[plan_lines["discount_depth"] > 0]
     depths = promoted.set_index("product_id")["discount_depth"].astype(float)
 
@@ -140,6 +149,9 @@ def simulate_week(landing_dir: Path, truth_dir: Path, plan_week: dt.date,
         return truth.plan_outcome(truth_dir, plan_week, plan, cap).set_index("product_id").loc[ids]
 
     with_plan = outcome(depths, capped_by_stock=False)  # demand, before the stock cap
+    stock = _order_up_to(rng, market.products.loc[ids, "stock_cover"].to_numpy(),
+                         truth.baseline_units(truth_dir, ids, plan_week), with_plan,
+                         products["product_id"].isin(depths.index).to_numpy())
     capped = outcome(depths, capped_by_stock=True)
     capped_none = outcome(pd.Series(dtype=float), capped_by_stock=True)
     mean = with_plan["units"].to_numpy()
@@ -214,6 +226,7 @@ def simulate_week(landing_dir: Path, truth_dir: Path, plan_week: dt.date,
         "true_incremental_units": capped["units"].to_numpy() - capped_none["units"].to_numpy(),
         "dip_units": with_plan["dip_units"].to_numpy(),
         "sold_units": sold_total,
+        "stock_units": stock,
     })
     _extend_truth(truth_dir, plan_week, ids, with_plan, sold_total,
                   sold_total >= stock)

@@ -79,14 +79,14 @@ def test_the_week_is_a_valid_next_delivery(simulated) -> None:
     depth = plan.set_index("product_id")["discount_depth"]
     paid = (promoted["unit_list_price"] * (1 - promoted["product_id"].map(depth))).round(2)
     assert np.allclose(promoted["unit_paid_price"], paid, atol=0.011)
-    # closing stock = the stock the planner saw minus the week's net units sold
+    # closing stock = the week's stock (restocked, in the truth) minus the week's units sold
     inventory = pd.read_csv(landing / "inventory.csv")
-    start = inventory[inventory["snapshot_date"] == (WEEK - dt.timedelta(days=1)).isoformat()]
     end = inventory[inventory["snapshot_date"] == (WEEK + dt.timedelta(days=6)).isoformat()]
+    effects = pd.read_csv(base / "truth" / "weeks" / WEEK.isoformat() / "plan_effects.csv")
+    stock = effects.set_index("product_id")["stock_units"]
     sold = new_lines[new_lines["quantity"] > 0].groupby("product_id")["quantity"].sum()
-    moved = start.set_index("product_id")["on_hand_units"] - end.set_index("product_id")[
-        "on_hand_units"]
-    assert (moved >= 0).all()
+    moved = stock - end.set_index("product_id")["on_hand_units"]
+    assert (end["on_hand_units"] >= 0).all() and (stock >= 1).all()
     assert moved.sum() == sold.sum() == summary["units_sold"]
 
 
@@ -163,3 +163,18 @@ def test_a_delivery_that_stopped_halfway_is_refused(simulated, tmp_path: Path) -
     shutil.copy(base / "landing" / "orders.csv", tmp_path / "landing" / "orders.csv")
     with pytest.raises(SimulationError, match="stopped halfway"):
         simulate_week(tmp_path / "landing", tmp_path / "truth", WEEK, plan, targets, seed=42)
+
+
+def test_weeks_in_a_row_are_restocked(tmp_path: Path) -> None:
+    # the retailer restocks every week as in the history: a loop of weeks does not drain it
+    generate("tiny", tmp_path / "landing", tmp_path / "truth", seed=5)
+    plan, targets = _plan(tmp_path / "landing")
+    for k in range(6):
+        simulate_week(tmp_path / "landing", tmp_path / "truth", WEEK + dt.timedelta(weeks=k),
+                      plan, targets, seed=5)
+    inventory = pd.read_csv(tmp_path / "landing" / "inventory.csv")
+    closing = inventory[inventory["snapshot_date"] >= WEEK.isoformat()]
+    sold_out = (closing["on_hand_units"] == 0).groupby(closing["snapshot_date"]).mean()
+    history = inventory[inventory["snapshot_date"] < WEEK.isoformat()]
+    usual = (history["on_hand_units"] == 0).mean()
+    assert len(sold_out) == 6 and sold_out.max() < usual + 0.25, (usual, sold_out.tolist())
