@@ -75,10 +75,9 @@ def _plan(products: pd.DataFrame, customers: np.ndarray, week: dt.date, run_id: 
 
 
 @pytest.fixture(scope="module")
-def measured(settings, tmp_path_factory):
-    work = tmp_path_factory.mktemp("measure_work")
-    s = dataclasses.replace(settings, pg_db=f"{settings.pg_db}_m{uuid.uuid4().hex[:4]}",
-                            work_dir=work)
+def measured(settings):
+    # the session's work folder (its role passwords; the dataset has its own landing folder)
+    s = dataclasses.replace(settings, pg_db=f"{settings.pg_db}_m{uuid.uuid4().hex[:4]}")
     conn = _admin(s)
     with conn.cursor() as cur:
         cur.execute(f'create database "{s.pg_db}"')
