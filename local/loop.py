@@ -43,9 +43,8 @@ def loop_history_end(weeks: int, today: dt.date | None = None) -> dt.date:
     return last_sunday - dt.timedelta(weeks=weeks)
 
 
-def measure_with_dag(dataset: str, settings: Settings) -> None:
+def measure_with_dag(dataset: str, env: dict[str, str]) -> None:
     """Run promo_measure once in-process, as the Asset event of the weekly run would."""
-    env = prepare_airflow(settings)
     conf = json.dumps({"dataset": dataset, "plan_week": ""})
     _timed("DAG promo_measure", [str(VENV_BIN / "airflow"), "dags", "test", "promo_measure",
                                  "--conf", conf], env)
@@ -121,9 +120,11 @@ def run_loop(preset: str, weeks: int, seed: int, extra: dict, settings: Settings
              seed=seed, history_end=history_end)
     log.info("Loop market %s (preset %s, seed %d): history to %s, %d plan weeks", dataset,
              preset, seed, history_end, weeks)
+    env = None
     for k in range(weeks + 1):
         plan = run_weekly({**extra, "dataset": dataset, "seed": seed}, settings)
-        measure_with_dag(dataset, settings)
+        env = env or prepare_airflow(settings)  # the weekly run made Airflow's database ready
+        measure_with_dag(dataset, env)
         if k == weeks:
             break
         summary = simulate_run(plan["run_id"], settings)

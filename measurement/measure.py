@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import io
 import logging
 import sys
 from pathlib import Path
@@ -200,16 +199,19 @@ def _read_week(cur, dataset: str, plan_week: dt.date) -> dict:
     }
 
 
+def _floats(frame: pd.DataFrame) -> pd.DataFrame:
+    """Every column but product_id as float (numeric columns arrive as Decimal)."""
+    return frame.astype({c: float for c in frame.columns if c != "product_id"})
+
+
 def measure_frames(data: dict, plan_week: dt.date) -> dict[str, pd.DataFrame]:
     """The three result frames of a week from the frames `_read_week` gives."""
-    lines = data["plan_lines"].astype({c: float for c in data["plan_lines"].columns
-                                       if c != "product_id"})
+    lines = _floats(data["plan_lines"])
     weekly = data["weekly_units"].astype({"units": float})
     week_units = weekly[pd.to_datetime(weekly["week_start"]) == pd.Timestamp(plan_week)]
     actual = week_units.set_index("product_id")["units"]
     results = with_following_weeks(line_results(lines, actual), weekly, plan_week, lines)
-    forecasts = data["forecasts"].astype({c: float for c in data["forecasts"].columns
-                                          if c != "product_id"})
+    forecasts = _floats(data["forecasts"])
     accuracy = pd.DataFrame([forecast_accuracy(forecasts, lines, actual)])
     sold = data["lines"].astype({"quantity": float, "revenue": float})
     effects = experiment_results(target_outcomes(data["targets"], sold, plan_week))
@@ -217,19 +219,16 @@ def measure_frames(data: dict, plan_week: dt.date) -> dict[str, pd.DataFrame]:
             "forecast_accuracy": accuracy}
 
 
-def _copy(cur, table: str, frame: pd.DataFrame, prefix: dict) -> None:
-    frame = frame.assign(**prefix)[[*prefix, *[c for c in frame.columns if c not in prefix]]]
-    buffer = io.StringIO()
-    frame.to_csv(buffer, index=False, header=False, na_rep="\\N")
-    buffer.seek(0)
-    cur.copy_expert(f"copy published.{table} ({', '.join(frame.columns)}) from stdin with "
-                    "(format csv, null '\\N')", buffer)
-
-
 def measure_week(dataset: str, plan_week: dt.date, settings: Settings | None = None) -> dict:
     """Measure one published plan week and replace its results, in one transaction."""
-    plan_week = check_monday(plan_week, "plan_week")
     ensure_schema(settings)
+    return _measure_week(dataset, plan_week, settings)
+
+
+def _measure_week(dataset: str, plan_week: dt.date, settings: Settings | None) -> dict:
+    from publish.publish import copy_frame
+
+    plan_week = check_monday(plan_week, "plan_week")
     with connect(settings) as conn, conn.cursor() as cur:
         cur.execute("select pg_advisory_xact_lock(hashtext('promoflow.measure'))")
         data = _read_week(cur, dataset, plan_week)
@@ -238,7 +237,9 @@ def measure_week(dataset: str, plan_week: dt.date, settings: Settings | None = N
         for table, frame in frames.items():
             cur.execute(f"delete from published.{table} where dataset = %s and plan_week = %s",
                         (dataset, plan_week))
-            _copy(cur, table, frame, prefix)
+            frame = frame.assign(**prefix)
+            columns = [*prefix, *[c for c in frame.columns if c not in prefix]]
+            copy_frame(cur, f"published.{table}", frame, columns, columns)
     summary = week_summary(frames, data["run_id"], dataset, plan_week)
     log.info("Measured the week of %s (run %s): realized incremental profit %.2f (planned "
              "%.2f), purchase-rate effect %+.4f [%+.4f, %+.4f], WAPE %.3f", plan_week,
@@ -291,7 +292,7 @@ def measure_dataset(dataset: str, plan_week: dt.date | None = None,
     weeks = measurable_weeks(dataset, settings)
     if not weeks:
         log.info("No published plan week of dataset %s has sales in the warehouse yet.", dataset)
-    return [measure_week(dataset, week, settings) for week in weeks]
+    return [_measure_week(dataset, week, settings) for week in weeks]
 
 
 def measure_request(dataset: str, plan_week: str = "",

@@ -126,7 +126,9 @@ def ensure_schema(settings: Settings | None = None) -> None:
         cur.execute(SCHEMA_SQL.read_text())
 
 
-def _copy(cur, table: str, frame: pd.DataFrame, columns: list[str], target_columns: list[str]) -> None:
+def copy_frame(cur, table: str, frame: pd.DataFrame, columns: list[str],
+               target_columns: list[str]) -> None:
+    """COPY `frame[columns]` into `table (target_columns)`; missing values become null."""
     buffer = io.StringIO()
     frame[columns].to_csv(buffer, index=False, header=False, na_rep="\\N")
     buffer.seek(0)
@@ -148,7 +150,7 @@ def _write_staging(cur, plan: dict, frames: dict[str, pd.DataFrame]) -> None:
     frames = {**frames, "plan_lines": lines.assign(
         **{c: 0.0 for c in LATER_LINE_COLUMNS if c not in lines.columns})}
     for table, (columns, target_columns, _) in TABLES.items():
-        _copy(cur, f"{STAGING}.{table}", frames[table], columns, target_columns)
+        copy_frame(cur, f"{STAGING}.{table}", frames[table], columns, target_columns)
 
 
 def _audit(cur, run_id: str, plan_week: str, counts: dict[str, int]) -> None:

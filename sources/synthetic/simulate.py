@@ -144,16 +144,16 @@ def simulate_week(landing_dir: Path, truth_dir: Path, plan_week: dt.date,
     depths = promoted.set_index("product_id")["discount_depth"].astype(float)
 
     # --- demand under the plan, and without it (the counterfactual) ------------------------
-    def outcome(plan: pd.Series, capped_by_stock: bool) -> pd.DataFrame:
-        cap = pd.Series(stock, index=ids) if capped_by_stock else None
+    def outcome(plan: pd.Series, stock: np.ndarray | None = None) -> pd.DataFrame:
+        cap = None if stock is None else pd.Series(stock, index=ids)
         return truth.plan_outcome(truth_dir, plan_week, plan, cap).set_index("product_id").loc[ids]
 
-    with_plan = outcome(depths, capped_by_stock=False)  # demand, before the stock cap
+    with_plan = outcome(depths)  # demand, before the stock cap
     stock = _order_up_to(rng, market.products.loc[ids, "stock_cover"].to_numpy(),
                          truth.baseline_units(truth_dir, ids, plan_week), with_plan,
                          products["product_id"].isin(depths.index).to_numpy())
-    capped = outcome(depths, capped_by_stock=True)
-    capped_none = outcome(pd.Series(dtype=float), capped_by_stock=True)
+    capped = outcome(depths, stock)
+    capped_none = outcome(pd.Series(dtype=float), stock)
     mean = with_plan["units"].to_numpy()
     demand = rng.poisson(mean * rng.gamma(NB_SHAPE, 1.0 / NB_SHAPE, len(ids)))
     sold = np.minimum(demand, stock)
