@@ -6,8 +6,10 @@ accounting -> dbt source freshness, marts and tests (cosmos) -> Great Expectatio
 Spark features -> Feast apply + materialize -> Great Expectations on the features ->
 training sets (Feast point-in-time joins) -> torchrun training of the recommender and the
 demand forecaster -> HiGHS discount plan + customer targeting with holdout -> `published` schema.
-Once the marts pass their checks, the `warehouse_marts` Asset is updated: it triggers
-`promo_measure`, which measures the published plan weeks whose sales just arrived.
+Before planning, the published plan weeks whose sales just arrived are measured (`measure`),
+so the plan counts the contact effect its last campaigns had. Once the marts pass their checks,
+the `warehouse_marts` Asset is updated: it triggers `promo_measure`, which measures them (again,
+rerun-safe) on its own, and which can be run by hand for one plan week.
 
 Trigger with the form: its fields, defaults and bounds come from the run contract
 (`promoflow/run.py`, `RunParams`). Each task is one call of its stage's entry point with the run
@@ -146,6 +148,12 @@ def promo_weekly():
         return [train_recommender(run), train_forecaster(run)]
 
     @task
+    def measure(run: dict) -> list[dict]:
+        from measurement.measure import measure_before_planning
+
+        return measure_before_planning(_run(run))
+
+    @task
     def plan(run: dict) -> dict:
         from planning.run import make_plan
 
@@ -170,6 +178,7 @@ def promo_weekly():
     trained = train(resolved)
     sets >> trained
     planned = plan(resolved)
+    measure(resolved) >> planned
     trained >> planned >> publish(resolved)
 
 

@@ -145,6 +145,9 @@ def feature_views(settings: Settings) -> dict[str, FeatureView]:
                   "week)."),
             Field(name="stocked_out_lag_1", dtype=Float64,
                   description="is_stocked_out of the week before."),
+            Field(name="contacted_customers", dtype=Float64,
+                  description="Distinct customers sent a campaign message about the product in "
+                  "the week (0 in the plan week)."),
         ],
         source=source(settings, "product_week_features"),
         online=True,

@@ -20,7 +20,7 @@ REASONS = {
     "out_of_range": "a value breaks a range rule or is beyond its column's type",
     "future_timestamp": "a date or timestamp is later than the run's as_of",
     "duplicate_key": "the primary key repeats an earlier valid row (the first is kept)",
-    "orphan_customer": "orders.customer_id is not a loaded customer",
+    "orphan_customer": "customer_id (orders, campaign_contacts) is not a loaded customer",
     "orphan_store": "orders.store_id is not a loaded store",
     "orphan_order": "order_lines.order_id is not a loaded order",
     "orphan_product": "product_id is not a loaded product",
@@ -226,6 +226,23 @@ TABLES: tuple[TableSpec, ...] = (
         primary_key=("product_id", "snapshot_date"),
         foreign_keys=(ForeignKey("product_id", "products", "product_id", "orphan_product"),),
         ranges=(RangeRule("on_hand_units", lambda f: f["on_hand_units"] < 0, "must be >= 0"),),
+    ),
+    # the send log of the marketing-automation tool: one row per message sent (optional: a
+    # folder without campaigns has no file)
+    TableSpec(
+        "campaign_contacts",
+        (
+            Column("customer_id", "bigint", required=True),
+            Column("product_id", "bigint", required=True),
+            Column("sent_at", "timestamp", required=True, not_future=True),
+            Column("channel", "text", required=True, allowed=("email", "app_push", "sms")),
+        ),
+        primary_key=("customer_id", "product_id", "sent_at"),
+        foreign_keys=(
+            ForeignKey("customer_id", "customers", "customer_id", "orphan_customer"),
+            ForeignKey("product_id", "products", "product_id", "orphan_product"),
+        ),
+        required_file=False,
     ),
 )
 

@@ -70,6 +70,16 @@ create table if not exists raw.holidays (
     holiday_name  text not null
 );
 
+-- the send log of the marketing-automation tool: one row per message sent (an optional file,
+-- added after the first release)
+create table if not exists raw.campaign_contacts (
+    customer_id  bigint not null references raw.customers (customer_id),
+    product_id   bigint not null references raw.products (product_id),
+    sent_at      timestamp not null,
+    channel      text not null check (channel in ('email', 'app_push', 'sms')),
+    primary key (customer_id, product_id, sent_at)
+);
+
 create table if not exists raw.quarantine (
     run_id          text not null,
     table_name      text not null,

@@ -11,9 +11,10 @@ the market's truth (sources/synthetic/simulate.py). A last weekly run ingests th
 plans the next one; every week is measured again, so the dips of the following weeks are in.
 
 Printed per week: planned vs realized incremental profit of the plan lines, with the truth's
-(the same actual sales minus the market's true no-promotion units), the measured treatment
-effect on the purchase rate with its 95% interval next to the true contact effect, and the
-forecast's WAPE.
+(the same actual sales minus the market's true no-promotion units), the week's control level
+(the baseline's correction measured on the unpromoted products of each line's category, mean
+over the lines), the measured treatment effect on the purchase rate with its 95% interval next
+to the true contact effect, and the forecast's WAPE.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ def week_table(dataset: str, settings: Settings) -> pd.DataFrame:
     with engine(settings).connect() as conn:
         results = pd.read_sql(
             "select r.plan_week, r.product_id, r.actual_units, r.planned_incremental_profit, "
+            "r.control_level, "
             "r.realized_incremental_profit, l.list_price, l.promo_price, l.unit_cost "
             "from published.plan_results r join published.plan_lines l using (run_id, product_id) "
             "where r.dataset = %(d)s order by 1, 2", conn, params={"d": dataset})
@@ -80,7 +82,7 @@ def week_table(dataset: str, settings: Settings) -> pd.DataFrame:
             "plan_week": pd.Timestamp(week).date().isoformat(), "lines": len(lines),
             "planned_profit": lines["planned_incremental_profit"].sum(),
             "realized_profit": lines["realized_incremental_profit"].sum(),
-            "true_realized_profit": true_profit,
+            "true_realized_profit": true_profit, "control_level": lines["control_level"].mean(),
             "effect": effect["difference"], "ci_low": effect["ci_low"],
             "ci_high": effect["ci_high"], "true_effect": truth_effect,
             "covered": bool(effect["ci_low"] <= truth_effect <= effect["ci_high"]),
@@ -93,12 +95,13 @@ def week_table(dataset: str, settings: Settings) -> pd.DataFrame:
 
 
 def table_lines(table: pd.DataFrame) -> list[str]:
-    lines = [("week        lines  planned   realized  in truth  error   effect [95% CI]            "
-             "true effect  covered  WAPE")]
+    lines = [("week        lines  planned   realized  in truth  error   level  effect [95% CI]     "
+             "       true effect  covered  WAPE")]
     for row in table.itertuples():
         lines.append(
             f"{row.plan_week}  {row.lines:>4}  {row.planned_profit:>8,.0f}  {row.realized_profit:>8,.0f}"
-            f"  {row.true_realized_profit:>8,.0f}  {row.profit_error:>+6.1%}  {row.effect:+.4f} "
+            f"  {row.true_realized_profit:>8,.0f}  {row.profit_error:>+6.1%}  "
+            f"{row.control_level:.3f}  {row.effect:+.4f} "
             f"[{row.ci_low:+.4f}, {row.ci_high:+.4f}]  {row.true_effect:.4f}       "
             f"{'yes' if row.covered else 'no ':<7}  {row.wape:.3f}")
     if len(table):

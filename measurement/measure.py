@@ -5,8 +5,11 @@
 For a published plan (dataset, plan week), from the marts and the published plan only:
 
 - `published.plan_results`: per promoted line, the week's actual units against the forecast at
-  the chosen discount and against the no-promotion forecast (measurement/results.py); and the
-  units below that baseline in the following weeks (the dip) as far as they are in.
+  the chosen discount and against the no-promotion baseline: the no-promotion forecast times
+  the week's level in the line's category, measured on the products the plan left unpromoted
+  (measurement/results.py);
+  and the units below the no-promotion forecast in the following weeks (the dip) as far as
+  they are in.
 - `published.experiment_results`: treatment minus holdout among the targeted customers, per
   targeted product and over all targets (customer-product pairs): whether the customer bought
   the product in the week (two-proportion z-test) and what they spent on it (Welch t-test,
@@ -34,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from measurement.experiment import ExperimentError, purchase_rate_effect, spend_effect
-from measurement.results import ResultsError, forecast_accuracy, line_results
+from measurement.results import ResultsError, control_levels, forecast_accuracy, line_results
 from promoflow.settings import Settings
 from promoflow.warehouse import connect
 from promoflow.weeks import check_monday
@@ -48,7 +51,8 @@ PRE_WEEKS = 8
 DIP_WEEKS = 3
 
 RESULT_COLUMNS = [
-    "product_id", "discount_depth", "forecast_units", "baseline_units", "actual_units",
+    "product_id", "discount_depth", "forecast_units", "forecast_baseline_units", "control_level",
+    "baseline_units", "actual_units",
     "forecast_error_units", "realized_incremental_units", "realized_incremental_revenue",
     "realized_incremental_profit", "planned_incremental_profit", "promotion_cost", "roi",
     "following_weeks", "following_units", "dip_units",
@@ -176,8 +180,9 @@ def _read_week(cur, dataset: str, plan_week: dt.date) -> dict:
     return {
         "run_id": run_id,
         "plan_lines": _frame(cur, (
-            "select product_id, discount_depth, list_price, promo_price, unit_cost, "
-            "baseline_units_p50, expected_units, least(baseline_units_p50, "
+            "select product_id, category, discount_depth, list_price, promo_price, unit_cost, "
+            "baseline_units_p50, expected_units, contact_units, cannibalized_units, "
+            "least(baseline_units_p50, "
             "greatest(on_hand_units, 0)) as baseline_units, "
             "expected_incremental_profit + dip_cost + cannibalization_cost "
             "as week_incremental_profit from published.plan_lines where run_id = %s "
@@ -193,25 +198,27 @@ def _read_week(cur, dataset: str, plan_week: dt.date) -> dict:
             "where week_start >= %s and week_start <= %s and not is_return "
             "and customer_id is not null"),
             (plan_week - dt.timedelta(weeks=PRE_WEEKS), plan_week)),
-        "weekly_units": _frame(cur, ("select product_id, week_start, units from "
+        "weekly_units": _frame(cur, ("select product_id, category, week_start, units, "
+                                     "is_stocked_out from "
                                      "marts.product_week_sales where week_start >= %s and "
                                      "week_start <= %s"), (plan_week, week_end)),
     }
 
 
 def _floats(frame: pd.DataFrame) -> pd.DataFrame:
-    """Every column but product_id as float (numeric columns arrive as Decimal)."""
-    return frame.astype({c: float for c in frame.columns if c != "product_id"})
+    """Every column but product_id and category as float (numeric arrives as Decimal)."""
+    return frame.astype({c: float for c in frame.columns if c not in ("product_id", "category")})
 
 
 def measure_frames(data: dict, plan_week: dt.date) -> dict[str, pd.DataFrame]:
     """The three result frames of a week from the frames `_read_week` gives."""
     lines = _floats(data["plan_lines"])
-    weekly = data["weekly_units"].astype({"units": float})
+    weekly = data["weekly_units"].astype({"units": float, "is_stocked_out": bool})
     week_units = weekly[pd.to_datetime(weekly["week_start"]) == pd.Timestamp(plan_week)]
     actual = week_units.set_index("product_id")["units"]
-    results = with_following_weeks(line_results(lines, actual), weekly, plan_week, lines)
     forecasts = _floats(data["forecasts"])
+    levels = control_levels(forecasts, lines, week_units)
+    results = with_following_weeks(line_results(lines, actual, levels), weekly, plan_week, lines)
     accuracy = pd.DataFrame([forecast_accuracy(forecasts, lines, actual)])
     sold = data["lines"].astype({"quantity": float, "revenue": float})
     effects = experiment_results(target_outcomes(data["targets"], sold, plan_week))
@@ -293,6 +300,25 @@ def measure_dataset(dataset: str, plan_week: dt.date | None = None,
     if not weeks:
         log.info("No published plan week of dataset %s has sales in the warehouse yet.", dataset)
     return [_measure_week(dataset, week, settings) for week in weeks]
+
+
+def measure_before_planning(run, settings: Settings | None = None) -> list[dict]:
+    """The weekly flow's step before it plans: every published week of the run's dataset whose
+    sales are in and that lies before the plan week is measured, so the plan counts what the
+    last campaigns did (planning/contacts.py). A week that cannot be measured (no holdout, no
+    promoted line) is named in a warning and skipped: it does not stop the plan."""
+    ensure_schema(settings)
+    summaries = []
+    for week in measurable_weeks(run.params.dataset, settings):
+        if week >= run.plan_week:
+            continue
+        try:
+            summaries.append(_measure_week(run.params.dataset, week, settings))
+        except ResultsError as error:
+            log.warning("The week of %s is not measured: %s", week, error)
+    log.info("Measured %d published plan weeks of dataset %s before planning %s",
+             len(summaries), run.params.dataset, run.plan_week)
+    return summaries
 
 
 def measure_request(dataset: str, plan_week: str = "",

@@ -26,6 +26,11 @@ create table if not exists published.plan_results (
     primary key (dataset, plan_week, product_id)
 );
 comment on table published.plan_results is 'Per promoted plan line: the week''s actual units against the forecast at the chosen discount and against the no-promotion forecast (baseline); realized incremental = actual at the promoted price minus baseline at list price.';
+alter table published.plan_results add column if not exists forecast_baseline_units double precision;
+alter table published.plan_results add column if not exists control_level double precision;
+comment on column published.plan_results.forecast_baseline_units is 'The no-promotion forecast (P50 at discount 0, at most the stock on hand).';
+comment on column published.plan_results.control_level is 'The week''s level: actual over no-promotion forecast of the products the plan did not promote, their expected cannibalized units added back (0.5-2).';
+comment on column published.plan_results.baseline_units is 'The counterfactual: forecast_baseline_units x control_level.';
 comment on column published.plan_results.dip_units is 'Units below the no-promotion forecast over the following weeks that are in the warehouse (up to 3); null until one is.';
 
 create table if not exists published.experiment_results (

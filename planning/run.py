@@ -9,6 +9,7 @@ import logging
 
 import pandas as pd
 
+from planning.contacts import measured_contact_effect, treated_counts, with_contact_units
 from planning.optimize import BUDGET_CONFIDENCE, plan_discounts
 from planning.targeting import target_customers
 from promoflow.run import Run
@@ -38,11 +39,19 @@ def make_plan(run: Run, settings: Settings | None = None) -> dict:
     forecasts = pd.read_parquet(folder.forecasts)
     recommendations = pd.read_parquet(folder.recommendations)
     products = load_products(settings)
+    customers = load_customers(settings)
+    contact = measured_contact_effect(params.dataset, run.plan_week, settings)
+    treated = treated_counts(forecasts["product_id"], recommendations, customers, run.plan_week,
+                             params.audience_size, params.holdout_fraction, params.seed)
+    forecasts = with_contact_units(forecasts, treated, contact)
+    log.info("Contacts: %.4f extra buyers per treated target, measured over %d plan weeks "
+             "(standard error %.4f); %.0f treated targets per promoted product on average",
+             contact.effect, contact.weeks, contact.std_error, treated.mean())
     solution = plan_discounts(forecasts, products, params)
     chosen = solution.chosen.merge(products[["product_id", "product_name"]], on="product_id",
                                    how="left")
     lines = chosen[chosen["discount_depth"] > 0].sort_values("product_id").reset_index(drop=True)
-    targets = target_customers(lines, recommendations, load_customers(settings), run.plan_week,
+    targets = target_customers(lines, recommendations, customers, run.plan_week,
                                params.audience_size, params.holdout_fraction, params.seed)
     plan = {
         "run_id": run.run_id,
@@ -57,6 +66,9 @@ def make_plan(run: Run, settings: Settings | None = None) -> dict:
         "spend_at_confidence": round(solution.spend_at_confidence, 2),
         "budget_confidence": BUDGET_CONFIDENCE,
         "expected_dip_cost": round(float(lines["dip_cost"].sum()), 2),
+        "contact_effect": round(contact.effect, 6),
+        "contact_effect_weeks": contact.weeks,
+        "expected_contact_units": round(float(lines["contact_units"].sum()), 2),
         "expected_cannibalization_cost": round(
             float(lines["week_incremental_profit"].sum() - lines["dip_cost"].sum())
             - solution.objective, 2),

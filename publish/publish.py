@@ -43,17 +43,18 @@ PLAN_COLUMNS = [
     "products_considered", "products_promoted", "promotion_cost", "expected_incremental_revenue",
     "expected_incremental_profit", "solver_status", "mip_gap", "spend_at_confidence",
     "budget_confidence", "expected_dip_cost", "expected_cannibalization_cost",
+    "contact_effect", "contact_effect_weeks", "expected_contact_units",
 ]
 PLAN_LINE_COLUMNS = [
     "run_id", "plan_week", "product_id", "product_name", "category", "list_price", "unit_cost",
     "discount_depth", "promo_price", "on_hand_units", "baseline_units_p50", "units_p10",
     "units_p50", "units_p90", "expected_units", "promotion_cost", "incremental_revenue",
     "incremental_profit", "binding_constraint", "promotion_cost_p90", "dip_units", "dip_cost",
-    "cannibalized_units", "cannibalization_cost",
+    "cannibalized_units", "cannibalization_cost", "contact_units",
 ]
 #: Line columns added since the first release: a run folder written before them publishes 0.
 LATER_LINE_COLUMNS = ["promotion_cost_p90", "dip_units", "dip_cost", "cannibalized_units",
-                      "cannibalization_cost"]
+                      "cannibalization_cost", "contact_units"]
 TARGET_COLUMNS = ["run_id", "plan_week", "product_id", "customer_id", "score", "rank",
                   "assignment", "channel"]
 FORECAST_COLUMNS = ["run_id", "plan_week", "product_id", "discount_depth", "units_p10",

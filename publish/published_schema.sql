@@ -28,6 +28,11 @@ alter table published.plans add column if not exists spend_at_confidence double 
 alter table published.plans add column if not exists budget_confidence double precision;
 alter table published.plans add column if not exists expected_dip_cost double precision;
 alter table published.plans add column if not exists expected_cannibalization_cost double precision;
+alter table published.plans add column if not exists contact_effect double precision;
+alter table published.plans add column if not exists contact_effect_weeks integer;
+alter table published.plans add column if not exists expected_contact_units double precision;
+comment on column published.plans.contact_effect is 'Extra buyers per treated target that the plan counts for its contacts: the treatment-minus-holdout purchase-rate difference of the plan weeks measured before (inverse-variance pooled; 0 before any).';
+comment on column published.plans.expected_contact_units is 'Units the plan''s contacts are expected to add (contact_effect x treated targets, summed over the lines).';
 comment on column published.plans.spend_at_confidence is 'Spend the plan stays within at budget_confidence: P50 spend plus z times the standard deviation of its sum (from the lines'' P10-P90).';
 comment on column published.plans.expected_incremental_profit is 'Net of the post-promotion dip in the next weeks and of the category siblings'' lost profit (the program''s objective).';
 comment on column published.plans.solver_status is 'HiGHS model status of the discount program (Optimal, Time limit reached, ...).';
@@ -61,6 +66,8 @@ alter table published.plan_lines add column if not exists dip_units double preci
 alter table published.plan_lines add column if not exists dip_cost double precision not null default 0;
 alter table published.plan_lines add column if not exists cannibalized_units double precision not null default 0;
 alter table published.plan_lines add column if not exists cannibalization_cost double precision not null default 0;
+alter table published.plan_lines add column if not exists contact_units double precision not null default 0;
+comment on column published.plan_lines.contact_units is 'Units the line''s contacts are expected to add (measured effect x treated targets); included in units_p10/p50/p90 and expected_units.';
 comment on column published.plan_lines.promotion_cost_p90 is 'Discount given away if the line sells its P90 units (stock-capped).';
 comment on column published.plan_lines.dip_units is 'Units the promotion takes from the product''s next weeks (post-promotion dip), forecast.';
 comment on column published.plan_lines.cannibalized_units is 'Units the category siblings lose to this promotion, forecast (before the category cap).';

@@ -16,15 +16,18 @@ Gates:
   says, prices and quantities in range, no order in the future of the run, and the run's ingest
   accounting: the quarantined share of each table at most `PROMO_MAX_QUARANTINE_SHARE` (0.05)
   and each table's loaded rows within `PROMO_MAX_ROW_COUNT_CHANGE` (0.5, i.e. +-50%) of the
-  previous run's from the same landing folder and file (another dataset starts afresh).
+  previous run's from the same landing folder and file (another dataset starts afresh); a log
+  that only grows from nothing (`GROWING_TABLES`: the campaign send log) may grow freely but not
+  shrink by more than that.
 - marts: keys, ranges and allowed sets of order_lines, customers, products and
-  product_week_sales.
+  product_week_sales (contacted customers included).
 - features: keys and ranges of the three feature tables (discount lags, promo type and
-  stock-out flags, category promotion pressure and count of product_week_features included),
+  stock-out flags, category promotion pressure and count, and contacted customers of
+  product_week_features included),
   no feature row after the plan week, and no feature computed from the future: every
   product-week row's `units_lag_1` equals the units of the week before in
   marts.product_week_sales (0 before the first week of data), and the plan week's rows carry
-  none of the week's own promotion or stock covariates (all 0 / false).
+  none of the week's own promotion, stock or contact covariates (all 0 / false).
 """
 
 from __future__ import annotations
@@ -58,7 +61,12 @@ FEATURE_FLAG_COLUMNS = ("promo_display", "promo_mailer", "promo_coupon", "is_sto
 # the week's own covariates: realized in the past, 0 / false in the plan week
 PLAN_WEEK_ZERO_COLUMNS = ("discount_depth", "is_promoted", "promo_display", "promo_mailer",
                           "promo_coupon", "category_promo_pressure", "category_promo_count",
-                          "is_stocked_out")
+                          "is_stocked_out", "contacted_customers")
+# counts of the week: never negative
+FEATURE_COUNT_COLUMNS = ("category_promo_count", "contacted_customers")
+# logs that start empty and gain every delivery's rows (the send log doubles in its second
+# week): the row-count check only bounds how much they shrink
+GROWING_TABLES = ("campaign_contacts",)
 MARTS_FLAG_COLUMNS = ("is_promoted", "promo_price_cut", "promo_display", "promo_mailer",
                       "promo_coupon", "is_stocked_out")
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:+-]+$")
@@ -159,6 +167,7 @@ def marts_expectations() -> list[Any]:
         gxe.ExpectColumnValuesToBeBetween(column="avg_paid_price", min_value=0),
         *[gxe.ExpectColumnValuesToBeInSet(column=name, value_set=[True, False])
           for name in MARTS_FLAG_COLUMNS],
+        gxe.ExpectColumnValuesToBeBetween(column="contacted_customers", min_value=0),
     ]
 
 
@@ -213,7 +222,8 @@ def features_expectations() -> list[Any]:
         gxe.ExpectColumnValuesToBeBetween(
             column="category_promo_pressure", min_value=0, max_value=1, strict_max=True
         ),
-        gxe.ExpectColumnValuesToBeBetween(column="category_promo_count", min_value=0),
+        *[gxe.ExpectColumnValuesToBeBetween(column=name, min_value=0)
+          for name in FEATURE_COUNT_COLUMNS],
         gxe.ExpectColumnValuesToBeBetween(column="week_of_year", min_value=1, max_value=53),
         gxe.ExpectColumnValuesToBeInSet(column="after_plan_week", value_set=[False]),
         gxe.ExpectColumnValuesToBeInSet(column="lag_1_is_week_before", value_set=[True]),
@@ -371,12 +381,17 @@ def _table_check(datasource, table: str, expectations: list[Any]) -> TableCheck:
 
 
 def _ingest_run_query(run_id: str) -> str:
-    """Per table of the run: quarantined share, loaded rows / the previous run's, and (on the
-    orders row) the orders stamped after the load."""
+    """Per table of the run: quarantined share, loaded rows / the previous run's (1 for a
+    growing log that did not shrink), and (on the orders row) the orders stamped after the
+    load."""
+    growing = ", ".join(f"'{table}'" for table in GROWING_TABLES)
     return f"""
         select t.table_name,
                t.quarantined_rows::float / nullif(t.input_rows, 0) as quarantine_share,
-               t.loaded_rows::float / nullif(p.loaded_rows, 0) as row_count_ratio,
+               case when t.table_name in ({growing}) and t.loaded_rows >= p.loaded_rows
+                    then 1.0
+                    else t.loaded_rows::float / nullif(p.loaded_rows, 0)
+               end as row_count_ratio,
                case when t.table_name = 'orders' then
                    (select count(*) from raw.orders o where o.ordered_at > t.loaded_at)
                else 0 end as future_orders

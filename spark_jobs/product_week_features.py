@@ -2,9 +2,10 @@
 
 The row of week `w` is stamped `event_timestamp = w` (00:00 UTC). Lags and rolling statistics
 use only weeks before `w`; the week's own covariates (discount_depth, is_promoted, the promo
-type flags, the category's promotions and the stock-out flag) are realized values in the past
-and 0 / false in the plan week, which the planner varies. Weeks before the first week of data
-count as zero sales, no discount, no promotion and no stock-out.
+type flags, the category's promotions, the stock-out flag and the contacted customers) are
+realized values in the past and 0 / false in the plan week, which the planner varies. Weeks
+before the first week of data count as zero sales, no discount, no promotion, no stock-out and
+no contact.
 
 - category_idx: 0-based position of the category in the sorted list of categories.
 - week_of_year, is_holiday_week: from marts.calendar_weeks (ISO week when missing there).
@@ -21,6 +22,9 @@ count as zero sales, no discount, no promotion and no stock-out.
 - category_promo_count: the number of other products of the category promoted in the week.
 - is_stocked_out: 1.0 when an inventory snapshot dated inside the week shows 0 units on hand.
 - stocked_out_lag_1: is_stocked_out of the week before.
+- contacted_customers: the distinct customers sent a campaign message about the product in the
+  week (marts.product_week_sales, from the send log raw.campaign_contacts), so that the
+  forecaster can tell the units a contact drove from those the price drove.
 """
 
 from __future__ import annotations
@@ -61,6 +65,7 @@ COLUMNS = [
     "category_promo_count",
     "is_stocked_out",
     "stocked_out_lag_1",
+    "contacted_customers",
 ]
 
 
@@ -97,6 +102,7 @@ def build_product_week_features(
         F.col("avg_list_price").cast("double").alias("week_list_price"),
         *[F.col(f"promo_{kind}").alias(f"week_promo_{kind}") for kind in PROMO_TYPES],
         F.col("is_stocked_out").alias("week_is_stocked_out"),
+        F.col("contacted_customers").cast("double").alias("week_contacted_customers"),
     )
     calendar = calendar_weeks.select(
         "week_start",
@@ -183,6 +189,7 @@ def build_product_week_features(
         own_week(F.col("others_promoted")).alias("category_promo_count"),
         own_week(F.col("stocked_out")).alias("is_stocked_out"),
         over_weeks(F.max("stocked_out"), -1, -1).alias("stocked_out_lag_1"),
+        own_week(F.coalesce("week_contacted_customers", F.lit(0.0))).alias("contacted_customers"),
     )
     return with_event_timestamp(rows).select(COLUMNS)
 

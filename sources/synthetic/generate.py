@@ -105,6 +105,8 @@ TABLE_COLUMNS: dict[str, list[str]] = {
     ],
     "inventory": ["product_id", "snapshot_date", "on_hand_units"],
     "holidays": ["holiday_date", "holiday_name"],
+    # written by the plan-week simulation only (simulate.py): the history targeted nobody
+    "campaign_contacts": ["customer_id", "product_id", "sent_at", "channel"],
 }
 
 
@@ -576,6 +578,11 @@ def generate(preset: str, out_dir: Path, truth_dir: Path, seed: int = 42,
         assert list(df.columns) == TABLE_COLUMNS[name], name
         _write_csv(df, out_dir / f"{name}.csv")
         counts[name] = len(df)
+    # a new market has none of the tables it does not write (the send log): a file left by a
+    # simulated week of an earlier market in the same folder goes
+    for name in TABLE_COLUMNS.keys() - tables.keys():
+        for suffix in (".csv", ".parquet"):
+            (out_dir / f"{name}{suffix}").unlink(missing_ok=True)
 
     _write_truth(
         truth_dir,

@@ -20,7 +20,11 @@ next delivery; what the plan truly did goes to the ground-truth folder only:
   customer's share of them), a the share of the product's contact purchases the stock let
   through.
 - Landing (appended, ids after the existing ones): orders, order_lines, promotions (one plain
-  price cut per plan line for the week), inventory (the week's closing stock).
+  price cut per plan line for the week), campaign_contacts (the send log: one message per
+  treated target reached, on the customer's preferred channel, sent at 08:00 UTC on the plan
+  week's Monday; none for the holdout or the unreached; the file is started with its header
+  when the market has none, as the generated history targeted nobody), inventory (the week's
+  closing stock).
 - Truth: history_truth.csv and carryover_truth.csv extended (the plan's own dips fall in the
   next three weeks), generator.json moved one week on, and weeks/<plan week>/ with
   plan_effects.csv (per product: expected units with and without the plan, the true
@@ -49,9 +53,11 @@ from sources.synthetic.generate import (
     GUEST_SHARE,
     NB_SHAPE,
     NEW_LINE_PROB,
+    TABLE_COLUMNS,
     _order_tables,
     _orders,
     _sell_lines,
+    _write_csv,
 )
 from sources.synthetic.market import DIP_WEIGHTS
 
@@ -59,6 +65,8 @@ log = logging.getLogger(__name__)
 
 #: Extra purchase probability of a reached, treated customer of average promotion pull.
 CONTACT_RATE = 0.05
+#: When the campaign's messages go out: the plan week's Monday at this time (UTC).
+SEND_TIME = dt.time(8, 0)
 
 
 class SimulationError(ValueError):
@@ -111,7 +119,11 @@ def _order_up_to(rng: np.random.Generator, cover: np.ndarray, baseline: np.ndarr
     return np.maximum(np.ceil(level), 1).astype(np.int64)
 
 
-def _append(frame: pd.DataFrame, path: Path) -> None:
+def _append(frame: pd.DataFrame, path: Path, create: bool = False) -> None:
+    """Append rows to a landing CSV whose header must name the frame's columns; `create`: the
+    file of an optional table is started with its header when there is none."""
+    if create and not path.exists():
+        _write_csv(frame.iloc[:0], path)
     header = pd.read_csv(path, nrows=0).columns.tolist()
     if header != frame.columns.tolist():
         raise SimulationError(f"{path} has columns {header}, not {frame.columns.tolist()}.")
@@ -212,11 +224,14 @@ def simulate_week(landing_dir: Path, truth_dir: Path, plan_week: dt.date,
         "discount_depth": np.char.mod("%.4f", depth[promoted_index]),
         "promo_type": "price_cut",
     })
+    sent = _sent_messages(contacts, customers, ids, plan_week)
     closing = pd.DataFrame({"product_id": ids, "snapshot_date": end.isoformat(),
                             "on_hand_units": left})
+    # the closing inventory last: the mark of a complete delivery (see the refusal above)
     for name, frame in (("orders", order_table), ("order_lines", line_table),
-                        ("promotions", promotions), ("inventory", closing)):
-        _append(frame, landing_dir / f"{name}.csv")
+                        ("promotions", promotions), ("campaign_contacts", sent),
+                        ("inventory", closing)):
+        _append(frame, landing_dir / f"{name}.csv", create=name == "campaign_contacts")
 
     # --- truth -----------------------------------------------------------------------------
     effects = pd.DataFrame({
@@ -247,6 +262,7 @@ def simulate_week(landing_dir: Path, truth_dir: Path, plan_week: dt.date,
         "targets": len(out), "treated": len(treated),
         "true_contact_effect": round(float(treated["true_effect"].mean()), 6)
         if len(treated) else None,
+        "contacts_sent": len(sent),
         "contact_units": len(extra_rows),
     }
     (week_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -287,6 +303,22 @@ def _contacts(rng: np.random.Generator, targets: pd.DataFrame, customers: pd.Dat
     bought = treated & (rng.random(len(frame)) < q)
     return frame.assign(product_index=p, customer_index=c, reached=reached, q=q, b=b,
                         true_effect=effect, bought=bought)
+
+
+def _sent_messages(contacts: pd.DataFrame, customers: pd.DataFrame, ids: np.ndarray,
+                   week: dt.date) -> pd.DataFrame:
+    """The campaign's send log (campaign_contacts): one message per treated, reached target, on
+    the customer's preferred channel, at SEND_TIME on the week's Monday; in key order."""
+    treated = contacts[(contacts["assignment"] == "treatment") & contacts["reached"]]
+    customer = treated["customer_index"].to_numpy()
+    sent = pd.DataFrame({
+        "customer_id": customers["customer_id"].to_numpy()[customer],
+        "product_id": ids[treated["product_index"].to_numpy()],
+        "sent_at": dt.datetime.combine(week, SEND_TIME).strftime("%Y-%m-%d %H:%M:%S"),
+        "channel": customers["preferred_channel"].to_numpy()[customer],
+    }, columns=TABLE_COLUMNS["campaign_contacts"])
+    return (sent.drop_duplicates(["customer_id", "product_id"])
+            .sort_values(["customer_id", "product_id"], kind="stable").reset_index(drop=True))
 
 
 def _extend_truth(truth_dir: Path, week: dt.date, ids: np.ndarray, with_plan: pd.DataFrame,

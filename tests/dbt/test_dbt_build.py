@@ -102,6 +102,7 @@ def test_mart_column_types_follow_the_contract(settings: Settings, dbt_build: Db
     for column in ("promo_price_cut", "promo_display", "promo_mailer", "promo_coupon",
                    "is_stocked_out"):
         assert types[column] == "boolean", column
+    assert types["contacted_customers"] == "integer"
 
 
 @pytest.mark.integration
@@ -143,6 +144,25 @@ def test_stock_outs_follow_the_inventory_snapshots(settings: Settings, dbt_build
     flagged = "select product_id, week_start from marts.product_week_sales where is_stocked_out"
     for left, right in ((expected, flagged), (flagged, expected)):
         assert _scalar(settings, f"select count(*) from (({left}) except ({right})) d") == 0
+
+
+@pytest.mark.integration
+def test_contacted_customers_follow_the_contact_log(settings: Settings, dbt_build: DbtRun) -> None:
+    """A product-week counts the distinct customers sent a message about it in its UTC week (the
+    tiny market's history has no send log: 0 everywhere; the dbt unit test has contacts)."""
+    expected = """
+        select product_id, week_start, count(distinct customer_id) as contacted_customers
+        from (select product_id, customer_id, date_trunc('week', sent_at)::date as week_start
+              from raw.campaign_contacts) c
+        where week_start in (select week_start from marts.product_week_sales)
+        group by product_id, week_start
+    """
+    counted = ("select product_id, week_start, contacted_customers from marts.product_week_sales "
+               "where contacted_customers > 0")
+    for left, right in ((expected, counted), (counted, expected)):
+        assert _scalar(settings, f"select count(*) from (({left}) except ({right})) d") == 0
+    assert _scalar(settings, "select count(*) from marts.product_week_sales "
+                             "where contacted_customers is null or contacted_customers < 0") == 0
 
 
 @pytest.mark.integration
@@ -199,7 +219,7 @@ def test_every_model_has_tests_and_downstream_marts_have_contracts(settings: Set
     sources = manifest["sources"].values()
     assert {s["name"] for s in sources if s["freshness"]["error_after"]["count"]} == {
         "customers", "products", "stores", "orders", "order_lines", "promotions", "inventory",
-        "holidays"}
+        "holidays", "campaign_contacts"}
 
 
 @pytest.mark.integration

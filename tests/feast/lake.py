@@ -49,7 +49,8 @@ def product_week_rows() -> pd.DataFrame:
              "promo_display": float(w == 1), "promo_mailer": float(w == 3 and p == 10),
              "promo_coupon": 0.0, "category_promo_pressure": 0.05 * w * (p - 9),
              "category_promo_count": float(w % 2), "is_stocked_out": float(w == 2 and p == 11),
-             "stocked_out_lag_1": float(w == 3 and p == 11)}
+             "stocked_out_lag_1": float(w == 3 and p == 11),
+             "contacted_customers": float(3 * w if p == 10 and w < 3 else 0)}
         for p in (10, 11) for w in range(WEEKS)
     ]
     return pd.DataFrame(rows)

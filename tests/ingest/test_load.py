@@ -65,8 +65,10 @@ def test_tiny_loads_completely(settings: Settings, tiny_landing: Path) -> None:
     for table, c in counts.items():
         assert c["input"] == c["loaded"] + c["quarantined"]
         assert c["quarantined"] == 0, table
-        lines = (tiny_landing / f"{table}.csv").read_text().count("\n") - 1
+        path = tiny_landing / f"{table}.csv"
+        lines = path.read_text().count("\n") - 1 if path.exists() else 0  # no file: optional
         assert c["input"] == lines
+    assert not (tiny_landing / "campaign_contacts.csv").exists()  # the history has no send log
     assert _raw_counts(settings) == {t: c["loaded"] for t, c in counts.items()}
     audit = _query(
         settings,
@@ -154,6 +156,7 @@ def test_bad_rows_are_quarantined_with_reasons(
         "promotions": 0,
         "inventory": 0,
         "holidays": 0,
+        "campaign_contacts": 0,
     }
     for table, c in counts.items():
         assert c["quarantined"] == expected_quarantined[table], table
@@ -208,6 +211,56 @@ def test_optional_holidays_and_parquet(
         "quarantined": 0,
     }
     assert counts["orders"]["quarantined"] == 0
+
+
+def test_campaign_contacts_load_and_quarantine(
+    settings: Settings, tiny_landing: Path, tmp_path: Path
+) -> None:
+    """The optional send log: valid messages load; an unknown customer or product, a channel
+    outside the contract and a message sent after the run's time are quarantined."""
+    landing = _copy_landing(tiny_landing, tmp_path / "contacts")
+    c1, c2 = pd.read_csv(landing / "customers.csv")["customer_id"].iloc[:2]
+    p1, p2 = pd.read_csv(landing / "products.csv")["product_id"].iloc[:2]
+    (landing / "campaign_contacts.csv").write_text(
+        "customer_id,product_id,sent_at,channel\n"
+        f"{c1},{p1},2026-11-09 08:00:00,email\n"
+        f"{c2},{p1},2026-11-09 08:00:00,sms\n"
+        f"{c1},{p1},2026-11-10 08:00:00,app_push\n"  # the same pair again later: another message
+        f"999999,{p1},2026-11-09 08:00:00,email\n"  # orphan_customer (line 5)
+        f"{c2},{p2},2026-11-09 08:00:00,fax\n"  # not_allowed (line 6)
+        f"{c2},55555,2026-11-09 08:00:00,email\n"  # orphan_product (line 7)
+        f"{c2},{p2},2026-11-16 08:00:00,email\n"  # future_timestamp (line 8)
+    )
+    counts = run_ingest(landing, "contacts", settings, as_of=AS_OF)
+    assert counts["campaign_contacts"] == {"input": 7, "loaded": 3, "quarantined": 4}
+    for table, c in counts.items():
+        assert c["input"] == c["loaded"] + c["quarantined"], table
+        assert c["quarantined"] == 0 or table == "campaign_contacts", table
+    rows = _query(
+        settings,
+        "select source_line, reason, detail from raw.quarantine "
+        "where run_id = 'contacts' and table_name = 'campaign_contacts' order by source_line",
+    )
+    assert [(line, reason) for line, reason, _ in rows] == [
+        (5, "orphan_customer"), (6, "not_allowed"), (7, "orphan_product"),
+        (8, "future_timestamp")]
+    assert "channel='fax' is not one of email, app_push, sms" in rows[1][2]
+    loaded = _query(
+        settings,
+        "select customer_id, product_id, sent_at::text, channel from raw.campaign_contacts "
+        "order by 1, 2, 3",
+    )
+    assert loaded == sorted([
+        (c1, p1, "2026-11-09 08:00:00", "email"),
+        (c2, p1, "2026-11-09 08:00:00", "sms"),
+        (c1, p1, "2026-11-10 08:00:00", "app_push"),
+    ])
+    audit = _query(
+        settings,
+        "select input_rows, loaded_rows, quarantined_rows, source_file from audit.ingest_runs "
+        "where run_id = 'contacts' and table_name = 'campaign_contacts'",
+    )
+    assert audit == [(7, 3, 4, "campaign_contacts.csv")]
 
 
 def test_quoted_line_breaks_keep_exact_line_numbers(

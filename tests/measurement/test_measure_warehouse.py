@@ -175,3 +175,46 @@ def test_a_week_without_sales_is_refused(measured):
                  (NEXT,))[0][0] == 0
     with pytest.raises(MeasureError, match="No published plan of dataset other"):
         measure_week("other", WEEK, s)
+
+
+@pytest.mark.integration
+def test_the_measured_effect_and_the_contacts_feed_the_next_run(measured):
+    """The next plan counts the measured effect (planning/contacts.py), and the campaign's
+    send log reaches the product-week mart the forecaster trains on."""
+    from planning.contacts import NO_EFFECT, measured_contact_effect
+
+    s, _, lines = measured
+    measure_week(DATASET, WEEK, s)
+    ((difference,),) = _rows(s, "select difference from published.experiment_results where "
+                             "scope = 'overall' and metric = 'purchase_rate' and plan_week = %s "
+                             "and dataset = %s", (WEEK, DATASET))
+    pooled = measured_contact_effect(DATASET, NEXT, s)
+    assert pooled.weeks == 1 and pooled.effect == pytest.approx(max(difference, 0.0))
+    assert measured_contact_effect(DATASET, WEEK, s) == NO_EFFECT  # nothing measured before
+    assert measured_contact_effect("other", NEXT, s) == NO_EFFECT
+    contacts = pd.read_csv(s.ground_truth_dir / DATASET / "weeks" / WEEK.isoformat()
+                           / "contact_effects.csv")
+    sent = contacts[(contacts["assignment"] == "treatment") & contacts["reached"]]
+    expected = sent.groupby("product_id").size().to_dict()
+    in_mart = dict(_rows(s, "select product_id, contacted_customers from "
+                         "marts.product_week_sales where week_start = %s and "
+                         "contacted_customers > 0", (WEEK,)))
+    assert in_mart == expected and set(in_mart) <= set(lines["product_id"])
+    assert _rows(s, "select count(*) from marts.product_week_sales where week_start < %s and "
+                 "contacted_customers > 0", (WEEK,))[0][0] == 0
+
+
+@pytest.mark.integration
+def test_the_weekly_flow_measures_the_weeks_before_its_plan_week(measured):
+    """promo_weekly's `measure` task: the weeks with sales before the plan week, not the plan
+    week itself; another dataset's warehouse measures nothing."""
+    from measurement.measure import measure_before_planning
+    from promoflow.run import Run, RunParams
+
+    s, _, _ = measured
+    done = measure_before_planning(Run("next", RunParams(dataset=DATASET, plan_week=NEXT)), s)
+    assert [week["plan_week"] for week in done] == [WEEK.isoformat()]
+    assert measure_before_planning(Run("same", RunParams(dataset=DATASET, plan_week=WEEK)),
+                                   s) == []
+    assert measure_before_planning(Run("other", RunParams(dataset="other", plan_week=NEXT)),
+                                   s) == []

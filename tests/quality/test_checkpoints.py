@@ -21,7 +21,7 @@ from quality.checkpoints import (
 )
 
 BROKEN_ROWS = 3
-MARTS_EXPECTATIONS = 13 + 5 + 3 + 5
+MARTS_EXPECTATIONS = 14 + 5 + 3 + 5
 PLAN_WEEK = date(2026, 2, 16)
 
 
@@ -76,6 +76,38 @@ def test_raw_gate_fails_on_quarantine_share_and_row_count_jump(
     assert message.startswith("Quality gate 'raw' failed:")
     assert "expect_column_values_to_be_between on ingest_run.quarantine_share" in message
     assert "expect_column_values_to_be_between on ingest_run.row_count_ratio" in message
+
+
+def _log_run(settings: Settings, run_id: str, loaded: int, minutes: int) -> None:
+    """An accounting row of a load of a growing send log (its own landing folder)."""
+    with connect(settings) as conn, conn.cursor() as cur:
+        cur.execute(
+            """insert into audit.ingest_runs (run_id, table_name, source_dir, source_file,
+                                              input_rows, loaded_rows, quarantined_rows, loaded_at)
+               values (%s, 'campaign_contacts', '/landing/contacts_log', 'campaign_contacts.csv',
+                       %s, %s, 0, now() + make_interval(mins => %s))""",
+            (run_id, loaded, loaded, minutes),
+        )
+
+
+@pytest.mark.integration
+def test_raw_gate_lets_the_send_log_grow_but_not_shrink(
+    settings: Settings, marts_built: None
+) -> None:
+    """The send log gains a week of messages at every delivery: doubling is no jump, losing
+    more than the allowed change is."""
+    runs = ("log_week_1", "log_week_2", "log_week_3")
+    try:
+        _log_run(settings, runs[0], 100, 1)
+        _log_run(settings, runs[1], 200, 2)
+        assert validate_raw(runs[1], settings)["success"] is True
+        _log_run(settings, runs[2], 40, 3)
+        with pytest.raises(QualityGateFailed) as failed:
+            validate_raw(runs[2], settings)
+    finally:
+        with connect(settings) as conn, conn.cursor() as cur:
+            cur.execute("delete from audit.ingest_runs where run_id = any(%s)", (list(runs),))
+    assert "ingest_run.row_count_ratio: 1 unexpected rows" in str(failed.value)
 
 
 @pytest.mark.integration
@@ -179,6 +211,7 @@ def _features(weeks: int = 6, products: tuple[int, ...] = (10001, 10002)) -> dic
                     "category_promo_count": 1.0 if 0 < i < weeks else 0.0,
                     "is_stocked_out": float(i == 3),
                     "stocked_out_lag_1": float(i == 4),
+                    "contacted_customers": float(i % 3) if i < weeks else 0.0,
                 }
             )
             items.append({"product_id": product_id, "event_timestamp": ts, "category": "toys",
@@ -221,7 +254,7 @@ def test_features_gate_passes(lake_settings: Settings) -> None:
     assert summary["success"] is True
     assert summary["tables"] == ["customer_features", "product_features",
                                  "product_week_features"]
-    assert summary["evaluated_expectations"] == 8 + 6 + 23
+    assert summary["evaluated_expectations"] == 8 + 6 + 24
     assert Path(summary["data_docs"]).is_file()
 
 
@@ -234,6 +267,7 @@ def test_features_gate_names_each_failure(lake_settings: Settings) -> None:
     frame.loc[3, "week_of_year"] = 54
     frame.loc[4, "promo_display"] = 0.5
     frame.loc[[2, 4], "category_promo_pressure"] = [-0.1, 1.0]
+    frame.loc[1, "contacted_customers"] = -1.0
     duplicate = frame.iloc[[5]]  # same product_id and event_timestamp twice
     frames["product_week_features"] = pd.concat([frame, duplicate], ignore_index=True)
     frames["customer_features"].loc[0, "promo_share"] = 1.5
@@ -258,6 +292,10 @@ def test_features_gate_names_each_failure(lake_settings: Settings) -> None:
         "1 unexpected rows"
     ) in message
     assert "product_week_features.category_promo_pressure: 2 unexpected rows" in message
+    assert (
+        "expect_column_values_to_be_between on product_week_features.contacted_customers: "
+        "1 unexpected rows"
+    ) in message
     assert "units_lag_1" not in message and "after_plan_week" not in message
     assert "plan_week_covariates_are_zero" not in message
 
@@ -298,6 +336,10 @@ def test_plan_week_covariates_are_zero_flags_only_plan_week_rows() -> None:
     frame.loc[frame["event_timestamp"] == at_plan, "category_promo_count"] = [0.0, 2.0]
     frame.loc[frame["event_timestamp"] < at_plan, "is_stocked_out"] = 1.0  # the past may
     assert plan_week_covariates_are_zero(frame, at_plan).tolist() == [True] * 13 + [False]
+    # the plan week's own contacts are not known when it is planned
+    frame.loc[frame["event_timestamp"] == at_plan, "contacted_customers"] = [4.0, 0.0]
+    assert plan_week_covariates_are_zero(frame, at_plan).tolist() == (
+        [True] * 6 + [False] + [True] * 6 + [False])
 
 
 def test_missing_feature_folder_says_what_to_run(lake_settings: Settings) -> None:

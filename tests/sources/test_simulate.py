@@ -1,5 +1,5 @@
-"""The plan week simulated on the synthetic market: a valid next delivery, contacts only for the
-treated, the truth moved one week on."""
+"""The plan week simulated on the synthetic market: a valid next delivery, contacts (and their send
+log) only for the treated, the truth moved one week on."""
 
 from __future__ import annotations
 
@@ -49,11 +49,15 @@ def simulated(tmp_path_factory: pytest.TempPathFactory):
 
 
 def _quarantined(landing: Path) -> dict[str, int]:
+    """Rows each table's file would quarantine (-1: no file, an optional table)."""
     keys: dict[str, pd.Index] = {}
     out = {}
     for spec in TABLES:
-        checked = validate(read_landing(landing / f"{spec.name}.csv", spec), spec, keys, "t",
-                           datetime(2026, 11, 30))
+        path = landing / f"{spec.name}.csv"
+        if not path.exists():
+            out[spec.name] = -1
+            continue
+        checked = validate(read_landing(path, spec), spec, keys, "t", datetime(2026, 11, 30))
         if len(spec.primary_key) == 1:
             keys[spec.name] = pd.Index(checked.keys[spec.primary_key[0]])
         out[spec.name] = len(checked.quarantine)
@@ -63,7 +67,9 @@ def _quarantined(landing: Path) -> dict[str, int]:
 def test_the_week_is_a_valid_next_delivery(simulated) -> None:
     base, plan, _, summary, _ = simulated
     landing, before = base / "landing", base / "landing_before"
-    assert _quarantined(landing) == _quarantined(before)
+    # the history has no send log; the week starts one, and every row of it is valid
+    assert _quarantined(landing) == {**_quarantined(before), "campaign_contacts": 0}
+    assert _quarantined(before)["campaign_contacts"] == -1
     new_orders = pd.read_csv(landing / "orders.csv").iloc[len(pd.read_csv(before / "orders.csv")):]
     assert len(new_orders) == summary["orders"] > 0
     stamps = pd.to_datetime(new_orders["ordered_at"])
@@ -104,6 +110,28 @@ def test_contacts_reach_only_treated_customers(simulated) -> None:
     assert 0 < summary["contact_units"] == int(contacts["bought"].sum())
 
 
+def test_the_send_log_holds_the_treated_reached_targets(simulated) -> None:
+    base, _, targets, summary, _ = simulated
+    sent = pd.read_csv(base / "landing" / "campaign_contacts.csv", keep_default_na=False)
+    assert list(sent.columns) == ["customer_id", "product_id", "sent_at", "channel"]
+    customers = pd.read_csv(base / "landing" / "customers.csv", keep_default_na=False)
+    channel = customers.set_index("customer_id")["preferred_channel"]
+    treated = targets[targets["assignment"] == "treatment"]
+    reached = treated[treated["customer_id"].map(channel) != ""]
+    assert 0 < len(reached) < len(treated)  # some treated customers have no channel on record
+    assert sorted(zip(sent["customer_id"], sent["product_id"], strict=True)) == sorted(
+        zip(reached["customer_id"], reached["product_id"], strict=True))
+    holdout = targets[targets["assignment"] == "holdout"]
+    assert not set(zip(sent["customer_id"], sent["product_id"], strict=True)) & set(
+        zip(holdout["customer_id"], holdout["product_id"], strict=True))
+    assert (sent["channel"] == sent["customer_id"].map(channel)).all()
+    assert (sent["sent_at"] == f"{WEEK.isoformat()} 08:00:00").all()
+    assert not sent.duplicated(["customer_id", "product_id", "sent_at"]).any()
+    assert summary["contacts_sent"] == len(sent)
+    truth = pd.read_csv(base / "truth" / "weeks" / WEEK.isoformat() / "contact_effects.csv")
+    assert len(sent) == int((truth["reached"] & (truth["assignment"] == "treatment")).sum())
+
+
 def test_the_truth_moves_one_week_on(simulated) -> None:
     base, plan, _, summary, before_next = simulated
     truth_dir = base / "truth"
@@ -127,7 +155,8 @@ def test_same_seed_same_week_and_no_second_delivery(simulated, tmp_path: Path) -
     shutil.copytree(base / "landing_before", tmp_path / "landing")
     shutil.copytree(base / "truth_before", tmp_path / "truth")
     simulate_week(tmp_path / "landing", tmp_path / "truth", WEEK, plan, targets, seed=42)
-    for name in ("orders.csv", "order_lines.csv", "inventory.csv", "promotions.csv"):
+    for name in ("orders.csv", "order_lines.csv", "inventory.csv", "promotions.csv",
+                 "campaign_contacts.csv"):
         assert (tmp_path / "landing" / name).read_bytes() == (base / "landing" / name).read_bytes()
     with pytest.raises(SimulationError, match="already delivered"):
         simulate_week(tmp_path / "landing", tmp_path / "truth", WEEK, plan, targets, seed=42)
@@ -178,3 +207,7 @@ def test_weeks_in_a_row_are_restocked(tmp_path: Path) -> None:
     history = inventory[inventory["snapshot_date"] < WEEK.isoformat()]
     usual = (history["on_hand_units"] == 0).mean()
     assert len(sold_out) == 6 and sold_out.max() < usual + 0.25, (usual, sold_out.tolist())
+    # the send log grows by each week's messages
+    sent = pd.read_csv(tmp_path / "landing" / "campaign_contacts.csv")
+    assert sent.groupby("sent_at").size().index.tolist() == [
+        f"{(WEEK + dt.timedelta(weeks=k)).isoformat()} 08:00:00" for k in range(6)]

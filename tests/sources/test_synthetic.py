@@ -60,8 +60,22 @@ def test_files_follow_the_raw_contract(market) -> None:
     assert set(TABLE_COLUMNS) == set(TABLES_BY_NAME)
     for table, columns in TABLE_COLUMNS.items():
         assert TABLES_BY_NAME[table].column_names == columns
+        if table == "campaign_contacts":  # the history targeted nobody: no send log (optional)
+            assert not (landing / f"{table}.csv").exists()
+            assert not TABLES_BY_NAME[table].required_file
+            continue
         header = (landing / f"{table}.csv").read_text().splitlines()[0]
         assert header.split(",") == columns
+
+
+def test_a_new_market_drops_an_earlier_send_log(market, tmp_path: Path) -> None:
+    landing, _, _ = market
+    out = tmp_path / "landing"
+    out.mkdir()
+    (out / "campaign_contacts.csv").write_text(
+        "customer_id,product_id,sent_at,channel\n1,10001,2026-11-16 08:00:00,email\n")
+    generate("tiny", out, tmp_path / "truth", seed=42)
+    assert _files(out) == _files(landing)
 
 
 def test_orders_lines_and_calendar(market) -> None:

@@ -113,12 +113,13 @@ PWS_SCHEMA = (
     "is_promoted boolean, avg_list_price double"
 )
 PRODUCT_SCHEMA = "product_id long, category string, list_price double, unit_cost double, margin_rate double"
-# product_week_sales as the product-week job reads it: the promo type and stock-out flags too
+# product_week_sales as the product-week job reads it: the promo type and stock-out flags and
+# the contacted customers too
 PWS_WEEK_SCHEMA = (
     PWS_SCHEMA + ", promo_display boolean, promo_mailer boolean, promo_coupon boolean, "
-    "is_stocked_out boolean"
+    "is_stocked_out boolean, contacted_customers int"
 )
-NO_FLAGS = (False, False, False, False)
+NO_FLAGS = (False, False, False, False, 0)  # no promo type, no stock-out, no contact
 CALENDAR_SCHEMA = "week_start date, week_of_year int, is_holiday_week boolean, holiday_name string"
 
 
@@ -203,23 +204,24 @@ def test_product_week_start_of_history(product_week_result: dict) -> None:
     assert product_week_result[(2, week(3))]["category_idx"] == 0
 
 
-# Promotions, promo types and stock-outs of four products over weeks 0-3 (plan week 4):
-# category "a" holds products 1, 2 and 3, category "b" product 4 alone.
-# (product, week): (units, discount_depth, is_promoted, display, mailer, coupon, stocked out)
+# Promotions, promo types, stock-outs and contacts of four products over weeks 0-3 (plan week
+# 4): category "a" holds products 1, 2 and 3, category "b" product 4 alone.
+# (product, week): (units, discount_depth, is_promoted, display, mailer, coupon, stocked out,
+#                   contacted customers)
 COVARIATE_SALES = {
-    (1, 0): (10, 0.0, False, False, False, False, False),
-    (1, 1): (10, 0.0, False, False, False, False, False),
-    (1, 2): (20, 0.2, True, True, False, True, False),  # display and coupon in one week
-    (1, 3): (5, 0.1, True, False, True, False, True),  # mailer, stocked out
-    (2, 0): (30, 0.0, False, False, False, False, False),
-    (2, 1): (10, 0.25, True, False, False, False, False),  # a price cut: no type flag
-    (2, 2): (10, 0.0, False, False, False, False, False),
-    (2, 3): (40, 0.3, True, False, True, False, False),  # its own spike is not in its share
-    (3, 0): (0, 0.0, False, False, False, False, True),
-    (3, 1): (0, 0.0, False, False, False, False, True),
-    (3, 2): (0, 0.0, False, False, False, False, False),
-    (3, 3): (4, 0.5, True, True, False, False, False),  # no units before: a share of 0
-    **{(4, n): (5, 0.4 if n == 2 else 0.0, n == 2, False, False, False, False)
+    (1, 0): (10, 0.0, False, False, False, False, False, 0),
+    (1, 1): (10, 0.0, False, False, False, False, False, 0),
+    (1, 2): (20, 0.2, True, True, False, True, False, 3),  # display and coupon in one week
+    (1, 3): (5, 0.1, True, False, True, False, True, 1),  # mailer, stocked out
+    (2, 0): (30, 0.0, False, False, False, False, False, 0),
+    (2, 1): (10, 0.25, True, False, False, False, False, 5),  # a price cut: no type flag
+    (2, 2): (10, 0.0, False, False, False, False, False, 0),
+    (2, 3): (40, 0.3, True, False, True, False, False, 0),  # its own spike is not in its share
+    (3, 0): (0, 0.0, False, False, False, False, True, 0),
+    (3, 1): (0, 0.0, False, False, False, False, True, 0),
+    (3, 2): (0, 0.0, False, False, False, False, False, 0),
+    (3, 3): (4, 0.5, True, True, False, False, False, 0),  # no units before: a share of 0
+    **{(4, n): (5, 0.4 if n == 2 else 0.0, n == 2, False, False, False, False, 0)
        for n in range(4)},
 }
 
@@ -240,7 +242,7 @@ def covariate_features(spark: SparkSession, plan_week: date) -> dict:
     )
     result = build_product_week_features(products, sales, calendar, plan_week)
     assert result.columns == PRODUCT_WEEK_COLUMNS
-    for column in PRODUCT_WEEK_COLUMNS[-10:]:
+    for column in PRODUCT_WEEK_COLUMNS[-11:]:
         assert result.schema[column].dataType == DoubleType(), column
     return by_key(result, "product_id")
 
@@ -306,8 +308,15 @@ def test_stock_outs_hand_computed(covariates: dict) -> None:
     assert column(covariates, 1, "stocked_out_lag_1") == [0.0, 0.0, 0.0, 0.0, 1.0]
 
 
+def test_contacted_customers_hand_computed(covariates: dict) -> None:
+    assert column(covariates, 1, "contacted_customers") == [0.0, 0.0, 3.0, 1.0, 0.0]
+    assert column(covariates, 2, "contacted_customers") == [0.0, 5.0, 0.0, 0.0, 0.0]
+    assert column(covariates, 3, "contacted_customers") == [0.0] * 5
+
+
 WEEK_COVARIATES = ("discount_depth", "promo_display", "promo_mailer", "promo_coupon",
-                   "category_promo_pressure", "category_promo_count", "is_stocked_out")
+                   "category_promo_pressure", "category_promo_count", "is_stocked_out",
+                   "contacted_customers")
 
 
 def test_plan_week_covariates_are_zero_even_with_data_that_week(spark: SparkSession,

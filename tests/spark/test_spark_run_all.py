@@ -80,7 +80,8 @@ def test_lags_match_the_sales_mart(settings: Settings, sales: pd.DataFrame) -> N
 
 
 WEEK_COVARIATES = ("discount_depth", "promo_display", "promo_mailer", "promo_coupon",
-                   "category_promo_pressure", "category_promo_count", "is_stocked_out")
+                   "category_promo_pressure", "category_promo_count", "is_stocked_out",
+                   "contacted_customers")
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +89,7 @@ def mart_covariates(settings: Settings, rows: dict[str, int]) -> pd.DataFrame:
     eng = engine(settings)
     frame = pd.read_sql(
         "select s.product_id, s.week_start, s.discount_depth, s.promo_display, s.promo_mailer, "
-        "s.promo_coupon, s.is_stocked_out, p.category "
+        "s.promo_coupon, s.is_stocked_out, s.contacted_customers, p.category "
         "from marts.product_week_sales s join marts.products p using (product_id)",
         eng,
     )
@@ -105,7 +106,8 @@ def test_promotion_and_stock_covariates_follow_the_mart(
     own = features.merge(mart_covariates, on=["product_id", "week_start"],
                          suffixes=("", "_mart"), validate="1:1")
     assert len(own) == len(mart_covariates)
-    for name in ("promo_display", "promo_mailer", "promo_coupon", "is_stocked_out"):
+    for name in ("promo_display", "promo_mailer", "promo_coupon", "is_stocked_out",
+                 "contacted_customers"):
         assert (own[name] == own[f"{name}_mart"].astype("float64")).all(), name
     assert own[["promo_display", "promo_mailer", "promo_coupon"]].to_numpy().sum() > 0
     previous = mart_covariates.assign(week_start=mart_covariates["week_start"] + timedelta(days=7))

@@ -14,8 +14,11 @@ category loses to the extra units of its promoted siblings (cannibalization_rate
 units / the category's baseline, at most CANNIBALIZATION_CAP). Realized units are Poisson around
 that mean; some weeks run out of stock (more often when promoted), and then the recorded units
 are the stock, a lower bound of demand (`is_stocked_out`). Promotions go more often to popular
-products and deeper in and before holiday weeks. `build_fake_market(..., effects=False)` draws
-the same market without dip, cannibalization and type bumps (a control for the model's signs).
+products and deeper in and before holiday weeks. From CONTACT_FROM_WEEK on, half of the
+promoted products are also targeted: `contacted_customers` were contacted about the product that
+week, and each adds a Poisson CONTACT_UNITS to its units (a contact adds units whatever the
+product's level). `build_fake_market(..., effects=False)` draws the same market without dip,
+cannibalization, type bumps and contacts (a control for the model's signs).
 Customers buy mostly in one favourite category. `build_fake_market` writes the five training-set
 Parquet files of docs/architecture.md ("Training sets") into a run folder.
 """
@@ -44,6 +47,8 @@ DIP_CAP = 0.35
 CANNIBALIZATION_RATE = 0.8
 CANNIBALIZATION_CAP = 0.35
 SHARE_WEEKS = 12
+CONTACT_FROM_WEEK = 30
+CONTACT_UNITS = 0.08
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,7 @@ class FakeMarket:
     type_bump: dict[str, float] | None = None
     dip_share: float = 0.0
     cannibalization_rate: float = 0.0
+    contact_units: float = 0.0
 
 
 def _weeks(n: int) -> list[dt.date]:
@@ -141,6 +147,12 @@ def _product_weeks(
     else:
         dip = cannibalized = np.zeros_like(own)
     demand = rng.poisson(own * (1 - dip) * (1 - cannibalized))
+    # targeted campaigns (their own generator: the rest of the market is drawn as without them)
+    contact_rng = np.random.default_rng(rng.bit_generator.seed_seq.spawn(1)[0])
+    targeted = (promoted & (np.arange(n_w)[None, :] >= CONTACT_FROM_WEEK)
+                & (contact_rng.random((n_p, n_w)) < 0.5) & effects)
+    contacts = np.where(targeted, contact_rng.integers(40, 160, (n_p, n_w)), 0)
+    demand = demand + contact_rng.poisson(CONTACT_UNITS * contacts)
 
     # stock-outs: some weeks have less stock than usual (promoted ones more often)
     short = rng.random((n_p, n_w)) < np.where(promoted, 0.3, 0.12)
@@ -178,6 +190,7 @@ def _product_weeks(
     frame["category_promo_count"] = count.reshape(-1)
     frame["is_stocked_out"] = stocked_out.astype(float).reshape(-1)
     frame["stocked_out_lag_1"] = _lagged(stocked_out.astype(float), 1).reshape(-1)
+    frame["contacted_customers"] = contacts.astype(float).reshape(-1)
     frame = frame.sort_values(["product_id", "week_start"]).reset_index(drop=True)
     past = frame.groupby("product_id")["units"]
     shifted = past.shift(1)
@@ -205,7 +218,7 @@ FORECASTER_FEATURES = [
     "units_roll_std_12", "discount_depth", "is_promoted", "list_price",
     "discount_depth_lag_1", "discount_depth_lag_2", "discount_depth_lag_3",
     "promo_display", "promo_mailer", "promo_coupon", "category_promo_pressure",
-    "category_promo_count", "is_stocked_out", "stocked_out_lag_1",
+    "category_promo_count", "is_stocked_out", "stocked_out_lag_1", "contacted_customers",
     "category", "unit_cost", "margin_rate", "popularity_units_12w", "promo_lift",
 ]
 PRODUCT_FEATURES = ["category", "list_price", "unit_cost", "margin_rate",
@@ -305,4 +318,5 @@ def build_fake_market(
         type_bump=dict(TYPE_BUMP) if effects else dict.fromkeys(TYPE_BUMP, 0.0),
         dip_share=DIP_SHARE if effects else 0.0,
         cannibalization_rate=CANNIBALIZATION_RATE if effects else 0.0,
+        contact_units=CONTACT_UNITS if effects else 0.0,
     )

@@ -78,6 +78,19 @@ def test_learned_terms_have_the_signs_of_the_market(trained, trained_without_eff
     assert response["cat_3"]["0.3"] > response["cat_0"]["0.3"]
 
 
+def test_contact_units_are_learned_apart_from_the_price_response(
+        trained, trained_without_effects, fake_market) -> None:
+    """Half the promotions of the later weeks were targeted: each contacted customer added a
+    unit with probability 0.08. The contact term learns that rate; a market without contacts
+    leaves it at 0, and the plan-week forecasts count no contact (they are the planner's)."""
+    folder, with_effects = trained
+    _, without = trained_without_effects
+    assert 0.5 * fake_market.contact_units <= with_effects["contact_rate"] <= 1.5 * fake_market.contact_units
+    assert without["contact_rate"] == pytest.approx(0.0, abs=1e-12)
+    score = pd.read_parquet(folder.forecaster_score)
+    assert (score["contacted_customers"] == 0).all()
+
+
 def test_calibration_at_discount_0_is_reported_within_bounds(trained) -> None:
     folder, metrics = trained
     calibration = metrics["calibration"]

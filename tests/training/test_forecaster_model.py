@@ -24,8 +24,9 @@ def _random_model(seed: int) -> DemandForecaster:
     model = DemandForecaster(n_features=7, n_products=11, n_categories=3, embedding_dim=4,
                              hidden_dim=16)
     with torch.no_grad():
-        for parameter in model.parameters():
-            parameter.normal_(0.0, 0.5)
+        for name, parameter in model.named_parameters():
+            if name != "contact_rate_logit":  # left at its start (r = 0.05)
+                parameter.normal_(0.0, 0.5)
     return model.eval()
 
 
@@ -199,3 +200,26 @@ def test_a_promotion_multiplies_units_and_starts_without_a_step() -> None:
     ratio = at[0.05][selling] / at[0.0][selling]
     assert torch.allclose(ratio, torch.exp(lift[selling]), rtol=1e-4)
     assert (at[0.001][selling] / at[0.0][selling] < 1.02).all()
+
+
+def test_contacts_add_units_at_the_learned_rate_and_can_be_forgotten() -> None:
+    model = _random_model(4)
+    features, product, category = _random_rows(4)
+    discount = torch.full((len(features),), 0.2)
+    others = _promotion_inputs(4, len(features))
+    contacts = torch.linspace(0.0, 150.0, len(features))
+    with torch.no_grad():
+        without = model(features, product, category, discount, *others)
+        with_contacts = model(features, product, category, discount, *others, contacts)
+        rate = float(model.contact_rate())
+        # where the level is not negative: units (P50) grow by exactly r per contacted customer
+        added = to_units(with_contacts[:, 1]) - to_units(without[:, 1])
+        level_positive = without[:, 1] >= 0
+        assert level_positive.sum() > 10
+        torch.testing.assert_close(added[level_positive],
+                                   rate * contacts[level_positive], rtol=1e-2, atol=2e-2)
+        assert (with_contacts >= without - 1e-6).all()
+        model.forget_contacts()
+        forgotten = model(features, product, category, discount, *others, contacts)
+    assert rate > 0 and float(model.contact_rate()) < 1e-12
+    torch.testing.assert_close(forgotten, without)

@@ -15,7 +15,9 @@ uses each only through its own sign-constrained term (model.py):
 - category_promo_pressure: the other promoted products of the category this week (share of the
   category's units x depth), through the cannibalization term;
 - is_stocked_out: the week ended out of stock, so its units are a lower bound of demand (the
-  label is censored; the loss and the calibration treat it so).
+  label is censored; the loss and the calibration treat it so);
+- contacted_customers: customers contacted about the product in the week (the campaign send
+  log; the treatment of the measured plan weeks), through the additive contact term.
 
 `holiday_sin` and `holiday_cos` (is_holiday_week x the week's position in the year) let the body
 tell one holiday from another: their lifts differ, and one flag would give them all the same.
@@ -47,7 +49,7 @@ PROMO_TYPE_COLUMNS = ["promo_display", "promo_mailer", "promo_coupon"]
 DISCOUNT_LAG_COLUMNS = ["discount_depth_lag_1", "discount_depth_lag_2", "discount_depth_lag_3"]
 #: optional inputs; absent (or missing) values count as 0
 OPTIONAL = [*DISCOUNT_LAG_COLUMNS, *PROMO_TYPE_COLUMNS, "category_promo_pressure",
-            "category_promo_count", "is_stocked_out", "stocked_out_lag_1"]
+            "category_promo_count", "is_stocked_out", "stocked_out_lag_1", "contacted_customers"]
 FEATURE_NAMES = [
     "log_units_lag_1", "log_units_lag_2", "log_units_lag_4", "log_units_lag_52",
     "log_units_roll_mean_4", "log_units_roll_mean_12", "log_units_roll_std_12",
@@ -178,7 +180,7 @@ class Vocab:
 
 #: the model's inputs in the order of DemandForecaster.forward
 MODEL_INPUTS = ("features", "product", "category", "discount", "promo_type",
-                "lag_depth", "pressure")
+                "lag_depth", "pressure", "contacts")
 
 
 @dataclass
@@ -192,6 +194,7 @@ class Batch:
     promo_type: torch.Tensor  # [rows, 3] display, mailer, coupon flags
     lag_depth: torch.Tensor  # [rows, 3] discount depth 1, 2, 3 weeks before
     pressure: torch.Tensor  # category_promo_pressure
+    contacts: torch.Tensor  # contacted_customers
     target: torch.Tensor | None
     censored: torch.Tensor | None  # 1.0 where the week ended out of stock
 
@@ -221,16 +224,20 @@ def _columns(frame: pd.DataFrame, columns: list[str], low: float, high: float) -
 
 def make_batch(
     frame: pd.DataFrame, standardizer: Standardizer, vocab: Vocab,
-    discount: np.ndarray | None = None,
+    discount: np.ndarray | None = None, contacts: np.ndarray | None = None,
 ) -> Batch:
     """Tensors for `frame`; `discount` overrides the realized discount (scoring candidates,
-    which are plain price cuts: no promotion type)."""
+    which are plain price cuts: no promotion type) and then `contacts` the contacted customers
+    (none when not given)."""
     if discount is None:
         depth, _ = price_inputs(_num(frame, "discount_depth").fillna(0.0))
         promo_type = _columns(frame, PROMO_TYPE_COLUMNS, 0.0, 1.0)
+        contacts = _columns(frame, ["contacted_customers"], 0.0, np.inf)[:, 0]
     else:
         depth, _ = price_inputs(discount)
         promo_type = np.zeros((len(frame), len(PROMO_TYPE_COLUMNS)), dtype=np.float32)
+        contacts = (np.zeros(len(frame)) if contacts is None
+                    else np.clip(np.asarray(contacts, dtype=float), 0.0, None))
     target = censored = None
     if "units" in frame.columns:
         units = _num(frame, "units").fillna(0.0).clip(lower=0).to_numpy()
@@ -247,6 +254,7 @@ def make_batch(
             _num(frame, "category_promo_pressure", 0.0).fillna(0.0).clip(lower=0)
             .to_numpy(dtype=np.float32)
         ),
+        contacts=torch.from_numpy(np.asarray(contacts, dtype=np.float32)),
         target=target,
         censored=censored,
     )

@@ -4,7 +4,7 @@ The network body gives the product's level without promotion on the log1p(units)
 f(features, p, c). The promotion and calendar terms multiply the units (not units + 1), so a
 lift means the same for a product selling 1 unit a week and one selling 100:
 
-    P50 = log1p(expm1(f+) * exp(E)) + min(f, 0)        f+ = max(f, 0)
+    P50 = log1p(expm1(f+) * exp(E) + r * contacts) + min(f, 0)        f+ = max(f, 0)
 
     E = a_p * sum_k w_ck * b_k(depth)                       price response (own lift)
         + sum_t softplus(v_t + v_ct) * promo_type_t         display / mailer / coupon bumps
@@ -28,8 +28,14 @@ lift means the same for a product selling 1 unit a week and one selling 100:
   promotion's extra units that the next three weeks lose (the stockpiled units).
 - Cannibalization: gamma_c = softplus(.) >= 0 per category; the pressure is the sum over the
   other promoted products of the category of their category-units share x depth.
+- Contacts: r = softplus(.) >= 0 extra units per customer contacted about the product in the
+  week (the campaign's send log, `contacted_customers`). A contact adds units, it does not
+  multiply them: a targeted customer buys one more unit or not, whatever the product's level.
+  Without it, the units that contacts drive in the measured plan weeks would read as a deeper
+  price response. r is learned from the weeks that had contacts only (0 elsewhere); without
+  any in the fitting weeks it is set to 0 (`forget_contacts`).
 
-No other input sees the planned discount, so raising it can only raise every quantile. P10 and
+No other input sees the planned discount (nor the contacts), so raising it can only raise every quantile. P10 and
 P90 sit below and above the median by softplus gaps of the body, so quantiles never cross and
 keep the median's monotonicity.
 
@@ -107,6 +113,7 @@ class DemandForecaster(nn.Module):
         self.category_dip = nn.Parameter(torch.full((n_categories + 1,), -3.0))
         self.dip_lag_logits = nn.Parameter(torch.zeros(DIP_LAGS))
         self.category_cannibalization = nn.Parameter(torch.full((n_categories + 1,), -2.0))
+        self.contact_rate_logit = nn.Parameter(torch.tensor(-3.0))  # r = softplus: 0.05
         nn.init.normal_(self.product_embedding.weight, std=0.05)
         nn.init.normal_(self.category_embedding.weight, std=0.05)
         nn.init.zeros_(self.product_price.weight)
@@ -127,7 +134,7 @@ class DemandForecaster(nn.Module):
     #: parameters of the promotion terms (optimized with their own learning rate)
     EFFECT_PARAMETERS = ("category_price", "product_price.weight", "type_bump",
                          "category_type_bump", "category_dip", "dip_lag_logits",
-                         "category_cannibalization")
+                         "category_cannibalization", "contact_rate_logit")
 
     def parameter_groups(self, lr: float, weight_decay: float, effect_lr_scale: float
                          ) -> list[dict]:
@@ -190,11 +197,20 @@ class DemandForecaster(nn.Module):
         extra = torch.expm1(past_lift)
         return self.dip_share(category) * (extra * self.dip_weights()).sum(dim=-1)
 
+    def contact_rate(self) -> torch.Tensor:
+        """r >= 0: extra units per customer contacted about the product in the week."""
+        return F.softplus(self.contact_rate_logit)
+
+    @torch.no_grad()
+    def forget_contacts(self) -> None:
+        """r = 0: a contact term that was never fitted (no contact in the data) counts nothing."""
+        self.contact_rate_logit.fill_(-50.0)
+
     # --- the whole model ----------------------------------------------------------------------
     def forward(
         self, features: torch.Tensor, product: torch.Tensor, category: torch.Tensor,
         discount: torch.Tensor, promo_type: torch.Tensor | None = None, lag_depth: torch.Tensor | None = None,
-        pressure: torch.Tensor | None = None,
+        pressure: torch.Tensor | None = None, contacts: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Quantiles [batch, 3] (P10, P50, P90) of log1p(units), ordered."""
         rows = features.shape[0]
@@ -219,8 +235,10 @@ class DemandForecaster(nn.Module):
                   - self.dip_effect(category, past)
                   - self.cannibalization_rate(category) * pressure)
         level = out[:, 0]
-        median = (torch.log1p(torch.expm1(level.clamp(min=0.0)) * torch.exp(effect))
-                  + level.clamp(max=0.0))
+        units = torch.expm1(level.clamp(min=0.0)) * torch.exp(effect)
+        if contacts is not None:
+            units = units + self.contact_rate() * contacts.clamp(min=0.0)
+        median = torch.log1p(units) + level.clamp(max=0.0)
         low = median - F.softplus(out[:, 1])
         high = median + F.softplus(out[:, 2])
         return torch.stack([low, median, high], dim=-1)

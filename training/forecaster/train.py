@@ -19,7 +19,7 @@ Writes to the run folder:
   `training` (chosen epoch, also top-level `chosen_epoch`, epochs run, validation history),
   the learned promotion effects
   (`price_response`, `type_bump`, `dip_share`, `cannibalization_rate` per category,
-  `dip_lag_weights`) and `backtest` (backtest.py);
+  `dip_lag_weights`, `contact_rate`) and `backtest` (backtest.py);
 - `backtest.parquet` (`backtest.backtest_path`).
 
 The checkpoint goes to <models-dir>/forecaster/checkpoint.pt.
@@ -38,6 +38,13 @@ the units its category siblings lose in total when p alone is promoted at d: the
 sibling then sees is share_p * d, with share_p = p's share of the category's units over the 12
 weeks before the plan week (units_roll_mean_12 of the scoring rows, the definition of the
 category_promo_pressure feature). Both are 0 at d = 0 and non-decreasing in d (checked).
+
+The plan-week forecasts are those of plain price cuts with nobody contacted: the units that the
+targeting's contacts add are the planner's, from the measured treatment effects
+(planning/contacts.py). Rows with contacts (`contacted_customers`, the campaign send log of
+measured plan weeks) are explained by the model's contact term where they are fitted, left out
+of the calibration's lift factor (their extra units are not price response), and a contact term
+that never saw a contact in the fitting weeks counts nothing (`contact_rate` 0).
 """
 
 from __future__ import annotations
@@ -276,6 +283,8 @@ def train(cfg: ForecasterConfig) -> dict | None:
             min_steps=cfg.optim.min_steps,
         )
         metrics = None
+        if not contacted(fit_rows).any():
+            model.forget_contacts()
         if ctx.is_main:
             calibration = _calibrate(model, validation_rows, validation_batch, standardizer,
                                      vocab, ctx)
@@ -295,6 +304,11 @@ def train(cfg: ForecasterConfig) -> dict | None:
         cleanup_distributed()
 
 
+def contacted(rows: pd.DataFrame) -> np.ndarray:
+    """True where customers were contacted about the product in the week (send log)."""
+    return rows["contacted_customers"].to_numpy(dtype=float) > 0
+
+
 def _at_discount_0(rows: pd.DataFrame) -> np.ndarray:
     """Rows without a promotion whose units are demand (not stocked out)."""
     return ~promoted_rows(rows) & ~stocked_out(rows)
@@ -303,14 +317,15 @@ def _at_discount_0(rows: pd.DataFrame) -> np.ndarray:
 def _calibrate(model: DemandForecaster, validation_rows: pd.DataFrame, validation_batch,
                standardizer: Standardizer, vocab: Vocab, ctx: DistContext) -> Calibration:
     """The post-hoc correction fitted on the validation slice: the level and the gaps at
-    discount 0, then the lift factor on the promoted rows (calibration.py)."""
+    discount 0, then the lift factor on the promoted rows without contacts (calibration.py)."""
     if validation_rows.empty:
         return Calibration()
     keep = _at_discount_0(validation_rows)
     log_q = predict_log(model, validation_batch, ctx.device)
     units = pd.to_numeric(validation_rows["units"]).to_numpy(dtype=float)
     calibration = Calibration.fit(log_q[keep], units[keep])
-    promoted = promoted_rows(validation_rows) & ~stocked_out(validation_rows)
+    promoted = (promoted_rows(validation_rows) & ~stocked_out(validation_rows)
+                & ~contacted(validation_rows))
     rows = validation_rows[promoted]
     at_0 = make_batch(rows, standardizer, vocab, discount=np.zeros(len(rows)))
     return calibration.with_lift(calibration.units(log_q[promoted]),
@@ -396,6 +411,7 @@ def _learned_effects(model: DemandForecaster, vocab: Vocab, device: torch.device
                       for i, c in enumerate(names)},
         "dip_share": dict(zip(names, model.dip_share(category).cpu().tolist(), strict=True)),
         "dip_lag_weights": model.dip_weights().cpu().tolist(),
+        "contact_rate": float(model.contact_rate()),
         "cannibalization_rate": dict(zip(
             names, model.cannibalization_rate(category).cpu().tolist(), strict=True)),
     }

@@ -28,6 +28,12 @@ inventory as (
 
 ),
 
+contacts as (
+
+    select * from {{ ref('stg_raw__campaign_contacts') }}
+
+),
+
 {# A snapshot belongs to the week (Monday to Sunday) of its date; snapshot dates are calendar
     dates already, so no time zone applies. A product is stocked out in a week when any of the
     week's snapshots shows nothing on hand. #}
@@ -39,6 +45,20 @@ stock_weeks as (
         bool_or(on_hand_units = 0) as is_stocked_out
     from inventory
     group by product_id, {{ week_start('snapshot_date') }}
+
+),
+
+{# A campaign message belongs to the week of its sent_at on the UTC calendar: contacts have no
+    store, so they follow UTC as orders without a store do. A customer contacted several times
+    about a product in a week counts once. #}
+contact_weeks as (
+
+    select
+        product_id,
+        {{ local_week_start('sent_at', "'UTC'") }} as week_start,
+        count(distinct customer_id) as contacted_customers
+    from contacts
+    group by product_id, {{ local_week_start('sent_at', "'UTC'") }}
 
 ),
 
@@ -90,7 +110,8 @@ filled as (
         coalesce(promotion_weeks.has_display, false) as promo_display,
         coalesce(promotion_weeks.has_mailer, false) as promo_mailer,
         coalesce(promotion_weeks.has_coupon, false) as promo_coupon,
-        coalesce(stock_weeks.is_stocked_out, false) as is_stocked_out
+        coalesce(stock_weeks.is_stocked_out, false) as is_stocked_out,
+        coalesce(contact_weeks.contacted_customers, 0)::integer as contacted_customers
     from product_weeks
     left join weekly_sales
         on product_weeks.product_id = weekly_sales.product_id
@@ -101,6 +122,9 @@ filled as (
     left join stock_weeks
         on product_weeks.product_id = stock_weeks.product_id
         and product_weeks.week_start = stock_weeks.week_start
+    left join contact_weeks
+        on product_weeks.product_id = contact_weeks.product_id
+        and product_weeks.week_start = contact_weeks.week_start
 
 ),
 
@@ -132,7 +156,8 @@ final as (
         promo_display,
         promo_mailer,
         promo_coupon,
-        is_stocked_out
+        is_stocked_out,
+        contacted_customers
     from priced
 
 )
