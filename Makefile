@@ -47,8 +47,8 @@ simulate-week: setup services ## the plan week happens on DATASET's synthetic ma
 measure: setup services ## measure DATASET's published plan weeks whose sales are in (PLAN_WEEK=YYYY-MM-DD for one)
 	@$(PY) -m measurement.measure --dataset $(DATASET) $(if $(PLAN_WEEK),--plan-week $(PLAN_WEEK))
 
-loop: setup services ## closed loop on a fresh PRESET market: plan, simulate, measure, WEEKS times (~45 min on demo)
-	@$(PY) -m local.loop --preset $(PRESET) --weeks $(WEEKS) $(RUN_ARGS)
+loop: setup services ## closed loop on a fresh PRESET market: measure, plan, simulate, WEEKS times (~30 min on demo)
+	@$(PY) -m local.loop --preset $(PRESET) --weeks $(WEEKS) --seed $(SEED) $(RUN_ARGS)
 
 score-bench: setup services ## plan-vs-oracle efficiency over 3 seeds x 2 plan weeks (~30 min on demo)
 	@$(PY) scripts/score_seeds.py --preset $(PRESET)

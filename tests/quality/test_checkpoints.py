@@ -78,30 +78,34 @@ def test_raw_gate_fails_on_quarantine_share_and_row_count_jump(
     assert "expect_column_values_to_be_between on ingest_run.row_count_ratio" in message
 
 
-def _log_run(settings: Settings, run_id: str, loaded: int, minutes: int) -> None:
-    """An accounting row of a load of a growing send log (its own landing folder)."""
+def _log_run(settings: Settings, run_id: str, loaded: int, minutes: int,
+             table: str = "campaign_contacts") -> None:
+    """An accounting row of a load of `table` (the send log by default; its own folder)."""
     with connect(settings) as conn, conn.cursor() as cur:
         cur.execute(
             """insert into audit.ingest_runs (run_id, table_name, source_dir, source_file,
                                               input_rows, loaded_rows, quarantined_rows, loaded_at)
-               values (%s, 'campaign_contacts', '/landing/contacts_log', 'campaign_contacts.csv',
+               values (%s, %s, '/landing/contacts_log', %s,
                        %s, %s, 0, now() + make_interval(mins => %s))""",
-            (run_id, loaded, loaded, minutes),
+            (run_id, table, f"{table}.csv", loaded, loaded, minutes),
         )
 
 
 @pytest.mark.integration
-def test_raw_gate_lets_the_send_log_grow_but_not_shrink(
+def test_raw_gate_lets_the_send_log_grow_and_restart(
     settings: Settings, marts_built: None
 ) -> None:
-    """The send log gains a week of messages at every delivery: doubling is no jump, losing
-    more than the allowed change is."""
+    """The send log gains a week of messages at every delivery and starts again from nothing
+    with a regenerated market: neither is a row-count jump; another table's jump still is."""
     runs = ("log_week_1", "log_week_2", "log_week_3")
     try:
         _log_run(settings, runs[0], 100, 1)
         _log_run(settings, runs[1], 200, 2)
         assert validate_raw(runs[1], settings)["success"] is True
         _log_run(settings, runs[2], 40, 3)
+        assert validate_raw(runs[2], settings)["success"] is True
+        _log_run(settings, runs[2], 40, 3, table="promotions")
+        _log_run(settings, runs[1], 200, 2, table="promotions")
         with pytest.raises(QualityGateFailed) as failed:
             validate_raw(runs[2], settings)
     finally:
