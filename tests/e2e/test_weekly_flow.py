@@ -78,7 +78,11 @@ def test_ingest_accounting_holds(settings, published, tiny_landing):
     assert {r[0] for r in rows} >= {"customers", "products", "orders", "order_lines", "promotions", "inventory"}
     for table, input_rows, loaded, quarantined in rows:
         assert input_rows == loaded + quarantined, table
-        with open(tiny_landing / f"{table}.csv", encoding="utf-8") as handle:
+        path = tiny_landing / f"{table}.csv"
+        if not path.exists():  # an optional table without a file (the send log) loads nothing
+            assert input_rows == 0, table
+            continue
+        with open(path, encoding="utf-8") as handle:
             assert input_rows == sum(1 for _ in handle) - 1, table
         assert _rows(settings, f"select count(*) from raw.{table}")[0][0] == loaded
 

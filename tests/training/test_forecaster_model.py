@@ -221,5 +221,5 @@ def test_contacts_add_units_at_the_learned_rate_and_can_be_forgotten() -> None:
         assert (with_contacts >= without - 1e-6).all()
         model.forget_contacts()
         forgotten = model(features, product, category, discount, *others, contacts)
-    assert rate > 0 and float(model.contact_rate()) < 1e-12
+    assert rate > 0 and float(model.contact_rate().detach()) < 1e-12
     torch.testing.assert_close(forgotten, without)
