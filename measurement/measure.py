@@ -50,18 +50,9 @@ PRE_WEEKS = 8
 #: Following weeks in which the post-promotion dip is looked for.
 DIP_WEEKS = 3
 
-RESULT_COLUMNS = [
-    "product_id", "discount_depth", "forecast_units", "forecast_baseline_units", "control_level",
-    "baseline_units", "actual_units",
-    "forecast_error_units", "realized_incremental_units", "realized_incremental_revenue",
-    "realized_incremental_profit", "planned_incremental_profit", "promotion_cost", "roi",
-    "following_weeks", "following_units", "dip_units",
-]
 EFFECT_COLUMNS = ["scope", "product_id", "metric", "test", "treated_n", "control_n",
                   "treated_value", "control_value", "difference", "ci_low", "ci_high",
                   "p_value", "mde", "variance_reduction"]
-ACCURACY_COLUMNS = ["products", "actual_units", "forecast_units", "wape", "bias",
-                    "p10_p90_coverage"]
 
 
 class MeasureError(ResultsError):
