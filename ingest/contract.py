@@ -20,7 +20,8 @@ REASONS = {
     "out_of_range": "a value breaks a range rule or is beyond its column's type",
     "future_timestamp": "a date or timestamp is later than the run's as_of",
     "duplicate_key": "the primary key repeats an earlier valid row (the first is kept)",
-    "orphan_customer": "customer_id (orders, campaign_contacts) is not a loaded customer",
+    "orphan_customer": ("customer_id (orders, campaign_contacts, contact_consents) is not a "
+                        "loaded customer"),
     "orphan_store": "orders.store_id is not a loaded store",
     "orphan_order": "order_lines.order_id is not a loaded order",
     "orphan_product": "product_id is not a loaded product",
@@ -241,6 +242,27 @@ TABLES: tuple[TableSpec, ...] = (
         foreign_keys=(
             ForeignKey("customer_id", "customers", "customer_id", "orphan_customer"),
             ForeignKey("product_id", "products", "product_id", "orphan_product"),
+        ),
+        required_file=False,
+    ),
+    # the consent log: per customer and channel, when consent to be contacted was given and,
+    # once withdrawn, when (optional: without it a preferred_channel counts as consent)
+    TableSpec(
+        "contact_consents",
+        (
+            Column("customer_id", "bigint", required=True),
+            Column("channel", "text", required=True, allowed=("email", "app_push", "sms")),
+            Column("consented_at", "timestamp", required=True, not_future=True),
+            Column("withdrawn_at", "timestamp", not_future=True),
+        ),
+        primary_key=("customer_id", "channel", "consented_at"),
+        foreign_keys=(ForeignKey("customer_id", "customers", "customer_id", "orphan_customer"),),
+        ranges=(
+            RangeRule(
+                "withdrawn_at",
+                lambda f: f["withdrawn_at"] < f["consented_at"],
+                "must not be before consented_at",
+            ),
         ),
         required_file=False,
     ),

@@ -80,6 +80,17 @@ create table if not exists raw.campaign_contacts (
     primary key (customer_id, product_id, sent_at)
 );
 
+-- the consent log: per customer and channel, when consent to be contacted was given and when
+-- it was withdrawn (null: still valid); an optional file, added after the first release
+create table if not exists raw.contact_consents (
+    customer_id   bigint not null references raw.customers (customer_id),
+    channel       text not null check (channel in ('email', 'app_push', 'sms')),
+    consented_at  timestamp not null,
+    withdrawn_at  timestamp,
+    primary key (customer_id, channel, consented_at),
+    check (withdrawn_at >= consented_at)
+);
+
 create table if not exists raw.quarantine (
     run_id          text not null,
     table_name      text not null,

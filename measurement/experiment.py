@@ -5,6 +5,12 @@ and the smallest effect the sample can detect.
   rate (the null hypothesis: one rate for both groups); the interval of the difference is the
   Wald interval with each group's own rate (statsmodels `proportions_ztest`,
   `confint_proportions_2indep`).
+- Purchase rate over all targets (`clustered_rate_effect`): the holdout is drawn per customer
+  and a customer is a target of several products, so the outcomes of one customer's targets
+  move together (an active customer buys more of everything); the difference of rates is the
+  least-squares slope on the treatment indicator with standard errors clustered by customer
+  (the unit of randomization; Liang & Zeger 1986, statsmodels `cov_type="cluster"`). Per
+  product each customer is one target, and the z-test above applies.
 - Spend per customer: Welch's t-test of the difference of means (unequal variances), and its
   interval (statsmodels `CompareMeans`). With a pre-period spend per customer the outcome is
   first CUPED-adjusted (Deng, Xu, Kohavi & Walker 2013): y - theta * (x - mean(x)), theta =
@@ -22,6 +28,7 @@ from dataclasses import asdict, dataclass
 from statistics import NormalDist
 
 import numpy as np
+import pandas as pd
 
 ALPHA = 0.05
 POWER = 0.8
@@ -87,6 +94,39 @@ def purchase_rate_effect(treated_buyers: int, treated_n: int, control_buyers: in
                   control_n=control_n, treated_value=p_t, control_value=p_c,
                   difference=p_t - p_c, ci_low=float(low), ci_high=float(high),
                   p_value=float(p_value), mde=_mde_factor(alpha, power) * pooled_se)
+
+
+def clustered_rate_effect(bought: np.ndarray, treated: np.ndarray, clusters: np.ndarray,
+                          alpha: float = ALPHA, power: float = POWER) -> Effect:
+    """Difference of purchase rates (treated - control) over targets that share customers:
+    the slope of bought on treated, its interval and p-value from cluster-robust standard
+    errors (clusters: the customer of each target)."""
+    import statsmodels.api as sm
+
+    _check_level(alpha, power)
+    y = np.asarray(bought, dtype=float)
+    t = np.asarray(treated, dtype=bool)
+    treated_n, control_n = int(t.sum()), int((~t).sum())
+    if treated_n < 1 or control_n < 1:
+        raise ExperimentError("The treated or the control group is empty; no rate can be "
+                              "compared.")
+    groups = pd.factorize(pd.Series(clusters))[0]
+    if len(np.unique(groups[t])) < 2 or len(np.unique(groups[~t])) < 2:
+        raise ExperimentError("Each group needs targets of at least 2 customers.")
+    p_t, p_c = float(y[t].mean()), float(y[~t].mean())
+    fit = sm.OLS(y, sm.add_constant(t.astype(float))).fit(
+        cov_type="cluster", cov_kwds={"groups": groups})
+    se = float(fit.bse[1])
+    if se > 0:
+        low, high = (float(v) for v in fit.conf_int(alpha)[1])
+        p_value = float(fit.pvalues[1])
+    else:  # nobody or everybody bought in both groups: no evidence of a difference
+        low = high = p_t - p_c
+        p_value = 1.0
+    return Effect(metric="purchase_rate", test="difference of rates, customer-clustered errors",
+                  treated_n=treated_n, control_n=control_n, treated_value=p_t,
+                  control_value=p_c, difference=p_t - p_c, ci_low=low, ci_high=high,
+                  p_value=p_value, mde=_mde_factor(alpha, power) * se)
 
 
 def cuped_theta(outcome: np.ndarray, covariate: np.ndarray) -> float:

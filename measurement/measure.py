@@ -36,7 +36,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from measurement.experiment import ExperimentError, purchase_rate_effect, spend_effect
+from measurement.experiment import (
+    ExperimentError,
+    clustered_rate_effect,
+    purchase_rate_effect,
+    spend_effect,
+)
 from measurement.results import ResultsError, control_levels, forecast_accuracy, line_results
 from promoflow.settings import Settings
 from promoflow.warehouse import connect
@@ -85,6 +90,11 @@ def _effects(group: pd.DataFrame, scope: str, product_id: int | None) -> list[di
     control = group[group["assignment"] == "holdout"]
     rows = []
     for effect in (
+        # over all targets one customer is a target of several products: clustered errors
+        (lambda: clustered_rate_effect(group["bought"].to_numpy(),
+                                       (group["assignment"] == "treatment").to_numpy(),
+                                       group["customer_id"].to_numpy()))
+        if scope == "overall" else
         lambda: purchase_rate_effect(int(treated["bought"].sum()), len(treated),
                                      int(control["bought"].sum()), len(control)),
         lambda: spend_effect(treated["spend"].to_numpy(), control["spend"].to_numpy(),

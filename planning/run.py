@@ -9,9 +9,15 @@ import logging
 
 import pandas as pd
 
-from planning.contacts import measured_contact_effect, treated_counts, with_contact_units
+from planning.contacts import (
+    expected_buyers,
+    measured_contact_effect,
+    treated_targets,
+    with_contact_units,
+)
 from planning.optimize import BUDGET_CONFIDENCE, plan_discounts
-from planning.targeting import target_customers
+from planning.targeting import CONSENT_COLUMNS, consented_channel, target_customers
+from planning.uplift import learn, snapshots
 from promoflow.run import Run
 from promoflow.settings import Settings
 from promoflow.warehouse import engine
@@ -33,6 +39,13 @@ def load_customers(settings: Settings | None = None) -> pd.DataFrame:
     return pd.read_sql("select customer_id, preferred_channel from marts.customers", engine(settings))
 
 
+def load_consents(settings: Settings | None = None) -> pd.DataFrame:
+    """Every consent period (marts.contact_consents: the log's and the implied preferred
+    channels'); targeting keeps the channels whose consent holds when the plan week starts."""
+    return pd.read_sql(f"select {', '.join(CONSENT_COLUMNS)} from marts.contact_consents "
+                       "order by customer_id, channel, consented_from", engine(settings))
+
+
 def make_plan(run: Run, settings: Settings | None = None) -> dict:
     """Optimize discounts, target customers, write the plan files of the run's folder."""
     folder, params = run.folder(settings), run.params
@@ -40,19 +53,36 @@ def make_plan(run: Run, settings: Settings | None = None) -> dict:
     recommendations = pd.read_parquet(folder.recommendations)
     products = load_products(settings)
     customers = load_customers(settings)
+    consents = load_consents(settings)
+    log.info("Consent: %d of %d customers may be contacted in the week of %s",
+             len(consented_channel(customers, consents, run.plan_week)), len(customers),
+             run.plan_week)
     contact = measured_contact_effect(params.dataset, run.plan_week, settings)
-    treated = treated_counts(forecasts["product_id"], recommendations, customers, run.plan_week,
-                             params.audience_size, params.holdout_fraction, params.seed)
-    forecasts = with_contact_units(forecasts, treated, contact)
+    model = learn(params.dataset, run.plan_week, params.seed, settings)
+    snapshot = snapshots([run.plan_week], settings)
+    uplift = pd.Series(model.predict(snapshot), index=snapshot["customer_id"].to_numpy())
+    expected = (pd.Series(model.expected(snapshot), index=uplift.index) if model.learned
+                else None)
+    treated = treated_targets(forecasts["product_id"], recommendations, customers, run.plan_week,
+                              params.audience_size, params.holdout_fraction, params.seed,
+                              consents, uplift)
+    buyers = expected_buyers(treated, forecasts["product_id"], contact, expected)
+    forecasts = with_contact_units(forecasts, buyers)
     log.info("Contacts: %.4f extra buyers per treated target, measured over %d plan weeks "
-             "(standard error %.4f); %.0f treated targets per promoted product on average",
-             contact.effect, contact.weeks, contact.std_error, treated.mean())
+             "(standard error %.4f); uplift %s; %.1f extra buyers expected per promoted product "
+             "on average", contact.effect, contact.weeks, contact.std_error,
+             "learned" if model.learned else "not learned yet (deal proneness ranks)",
+             buyers.mean())
     solution = plan_discounts(forecasts, products, params)
     chosen = solution.chosen.merge(products[["product_id", "product_name"]], on="product_id",
                                    how="left")
     lines = chosen[chosen["discount_depth"] > 0].sort_values("product_id").reset_index(drop=True)
     targets = target_customers(lines, recommendations, customers, run.plan_week,
-                               params.audience_size, params.holdout_fraction, params.seed)
+                               params.audience_size, params.holdout_fraction, params.seed,
+                               consents, uplift)
+    # published: the extra purchase probability each target is expected to have from a contact
+    targets["uplift"] = (targets["customer_id"].map(expected).fillna(0.0) if expected is not None
+                         else 0.0)
     plan = {
         "run_id": run.run_id,
         **{name: value for name, value in params.to_dict().items() if name in PLAN_PARAMS},
@@ -69,6 +99,7 @@ def make_plan(run: Run, settings: Settings | None = None) -> dict:
         "contact_effect": round(contact.effect, 6),
         "contact_effect_weeks": contact.weeks,
         "expected_contact_units": round(float(lines["contact_units"].sum()), 2),
+        **model.summary(),
         "expected_cannibalization_cost": round(
             float(lines["week_incremental_profit"].sum() - lines["dip_cost"].sum())
             - solution.objective, 2),
@@ -78,9 +109,10 @@ def make_plan(run: Run, settings: Settings | None = None) -> dict:
     folder.write_json(folder.plan, plan)
     log.info("Plan for %s: %d products promoted, cost %.2f (%.2f at %.0f%% confidence) of budget "
              "%.2f, expected net incremental profit %.2f (dip %.2f, cannibalization %.2f), %d "
-             "customers targeted (solver %s, gap %.2g)", plan["plan_week"],
+             "customers targeted, %.1f incremental buyers expected from their contacts (solver "
+             "%s, gap %.2g)", plan["plan_week"],
              plan["products_promoted"], plan["promotion_cost"], plan["spend_at_confidence"],
              100 * BUDGET_CONFIDENCE, params.budget, plan["expected_incremental_profit"],
              plan["expected_dip_cost"], plan["expected_cannibalization_cost"], len(targets),
-             solution.status, solution.mip_gap)
+             plan["expected_contact_units"], solution.status, solution.mip_gap)
     return plan

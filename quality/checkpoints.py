@@ -13,15 +13,17 @@ stays cheap.
 
 Gates:
 - raw (after ingest): keys unique, required columns set and allowed values as the raw contract
-  says, prices and quantities in range, no order in the future of the run, and the run's ingest
+  says, prices and quantities in range, no consent withdrawn before it was given, no order in
+  the future of the run, and the run's ingest
   accounting: the quarantined share of each table at most `PROMO_MAX_QUARANTINE_SHARE` (0.05)
   and each table's loaded rows within `PROMO_MAX_ROW_COUNT_CHANGE` (0.5, i.e. +-50%) of the
   previous run's from the same landing folder and file (another dataset starts afresh); a log
   that grows from nothing at every delivery (`GROWING_TABLES`: the campaign send log) is left
   out of that rule: it doubles in its second week and starts again from nothing when its
   source does (a regenerated market); its rows are still checked one by one.
-- marts: keys, ranges and allowed sets of order_lines, customers, products and
-  product_week_sales (contacted customers included).
+- marts: keys, ranges and allowed sets of order_lines, customers, products,
+  product_week_sales (contacted customers included) and contact_consents (which may be empty:
+  a dataset without any consent has no row).
 - features: keys and ranges of the three feature tables (discount lags, promo type and
   stock-out flags, category promotion pressure and count, and contacted customers of
   product_week_features included),
@@ -134,7 +136,20 @@ def raw_expectations(table: str) -> list[Any]:
             gxe.ExpectColumnValuesToBeBetween(column=name, min_value=0, strict_min=True)
             for name in ("list_price", "unit_cost")
         ]
+    if table == "contact_consents":
+        expectations.append(_withdrawn_after_consent("consented_at"))
     return expectations
+
+
+def _withdrawn_after_consent(consented: str) -> Any:
+    """A consent is withdrawn at or after it was given (a consent still held has no
+    withdrawn_at, and passes)."""
+    import great_expectations.expectations as gxe
+
+    return gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+        column_A="withdrawn_at", column_B=consented, or_equal=True,
+        ignore_row_if="either_value_is_missing",
+    )
 
 
 def ingest_run_expectations() -> list[Any]:
@@ -196,6 +211,16 @@ def other_marts_expectations() -> dict[str, list[Any]]:
             gxe.ExpectColumnValuesToBeBetween(column="list_price", min_value=0, strict_min=True),
             gxe.ExpectColumnValuesToBeBetween(column="margin_rate", max_value=1, strict_max=True),
             gxe.ExpectColumnValuesToBeBetween(column="on_hand_units", min_value=0),
+        ],
+        # no row count: a dataset without any consent (no log, no preferred channel) has none
+        "contact_consents": [
+            gxe.ExpectCompoundColumnsToBeUnique(
+                column_list=["customer_id", "channel", "consented_from"]),
+            gxe.ExpectColumnValuesToBeInSet(column="channel",
+                                            value_set=["email", "app_push", "sms"]),
+            gxe.ExpectColumnValuesToBeInSet(column="source",
+                                            value_set=["consent_log", "preferred_channel"]),
+            _withdrawn_after_consent("consented_from"),
         ],
     }
 
@@ -354,7 +379,8 @@ def _describe_failure(table: str, expectation_result) -> str:
     """'<expectation> on <table>.<column>: <n> unexpected rows' (or the observed value)."""
     config = expectation_result.expectation_config
     kwargs = config.kwargs
-    column = kwargs.get("column") or ",".join(kwargs.get("column_list") or []) or None
+    pair = [kwargs[name] for name in ("column_A", "column_B") if kwargs.get(name)]
+    column = kwargs.get("column") or ",".join(kwargs.get("column_list") or pair) or None
     target = f"{table}.{column}" if column else table
     details = expectation_result.result or {}
     if expectation_result.exception_info and expectation_result.exception_info.get(

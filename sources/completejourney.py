@@ -5,10 +5,12 @@
 
 Households become customers, baskets orders, transaction lines order lines, products products;
 display, mailer, loyalty (retail_disc) and coupon discounts become promotions per product and
-week; inventory and costs are assumptions. Lines the contract would refuse are dropped and
-counted per reason. The mapping and every assumption are in docs/completejourney.md; the
-report (rows in/out per source and table, drops, assumptions) is returned and written as
-import_report.json next to the CSVs. Same arguments, same bytes.
+week; inventory and costs are assumptions. The data holds no contact consent: no customer has
+a preferred channel and no contact_consents file is written, so no household is ever targeted.
+Lines the contract would refuse are dropped and counted per reason. The mapping and every
+assumption are in docs/completejourney.md; the report (rows in/out per source and table,
+drops, assumptions) is returned and written as import_report.json next to the CSVs. Same
+arguments, same bytes.
 """
 
 from __future__ import annotations
@@ -54,6 +56,9 @@ HOLIDAYS = [
 ]
 USED_SOURCES = ("transactions_sample", "products", "demographics", "promotions_sample")
 UNUSED_SOURCES = ("campaigns", "campaign_descriptions", "coupons", "coupon_redemptions")
+# the data holds no contact consent: no contact_consents file (an earlier one in the folder is
+# removed) and no preferred channel, so no household may be contacted
+NO_CONSENT = "no file: the data holds no contact consent, so no household is ever targeted"
 COLUMNS = {
     "customers": ["customer_id", "signup_date", "region", "age_band", "preferred_channel"],
     "products": ["product_id", "product_name", "category", "brand", "list_price", "unit_cost"],
@@ -311,6 +316,8 @@ def import_completejourney(
     for table, df in tables.items():
         df[COLUMNS[table]].to_csv(out_dir / f"{table}.csv", index=False, lineterminator="\n",
                                   encoding="utf-8")
+    for suffix in (".csv", ".parquet"):
+        (out_dir / f"contact_consents{suffix}").unlink(missing_ok=True)
     for name in UNUSED_SOURCES:
         n = len(_read(source_dir, name))
         report_sources[name] = {"rows_in": n, "rows_used": 0, "dropped": {"not_representable": n}}
@@ -351,6 +358,7 @@ def import_completejourney(
             "signup_date": SIGNUP_DATE,
             "region": "home store: 'store <store_id>' of the household's most frequent store",
             "preferred_channel": "empty (no contact consent in the data)",
+            "contact_consents": NO_CONSENT,
             "order_channel": "store",
             "stores": "every store of an imported basket, named 'store <store_id>', no region, "
                       "in the time zone above (weeks of the data are Monday-Sunday there)",

@@ -107,6 +107,7 @@ TABLE_COLUMNS: dict[str, list[str]] = {
     "holidays": ["holiday_date", "holiday_name"],
     # written by the plan-week simulation only (simulate.py): the history targeted nobody
     "campaign_contacts": ["customer_id", "product_id", "sent_at", "channel"],
+    "contact_consents": ["customer_id", "channel", "consented_at", "withdrawn_at"],
 }
 
 
@@ -193,17 +194,37 @@ def _products(rng: np.random.Generator, preset: Preset, cats: pd.DataFrame) -> p
     )
 
 
+#: The market's hidden customer segments: (name, share, discount sensitivity beta(a, b),
+#: log-activity mean and sd, order-channel Dirichlet over web/app/store, taste concentration
+#: around the segment's own category profile). They shape who buys what, never how much of a
+#: product sells (product demand is drawn per product and week), so they are the truth that
+#: segmentation is scored against.
+SEGMENTS = (
+    ("deal_hunters", 0.25, (6.0, 2.5), (-0.2, 0.5), (1.0, 6.0, 1.0), 8.0),
+    ("premium_loyal", 0.20, (1.2, 9.0), (0.7, 0.4), (7.0, 1.5, 1.0), 8.0),
+    ("store_regulars", 0.25, (2.0, 5.0), (0.3, 0.5), (1.0, 1.0, 8.0), 8.0),
+    ("occasional", 0.30, (2.0, 4.0), (-1.3, 0.4), (3.0, 2.0, 2.0), 3.0),
+)
+#: Consent log: the preferred channel is consented at signup; each other channel with this
+#: chance (a customer without a preferred channel consents to none); a consent is withdrawn
+#: before the end of history with the second.
+EXTRA_CONSENT_PROB = 0.3
+WITHDRAW_PROB = 0.05
+
+
 def _customers(
     rng: np.random.Generator, preset: Preset, history_start: dt.date, history_end: dt.date,
-    n_categories: int,
+    n_categories: int, seed: int = 0,
 ) -> pd.DataFrame:
     n = preset.customers
     history_days = (history_end - history_start).days + 1
     before = rng.random(n) < 0.6
     offset = np.where(before, -rng.integers(1, 3 * 365, n), rng.integers(0, history_days, n))
     signup = np.sort(np.datetime64(history_start) + offset.astype("timedelta64[D]"))
-    taste = rng.dirichlet(np.full(n_categories, 0.4), n)
-    return pd.DataFrame(
+    # drawn from the main stream and left unused (the segments below replace them): the draws
+    # keep the product market of a seed the same as before segments existed
+    rng.dirichlet(np.full(n_categories, 0.4), n)
+    customers = pd.DataFrame(
         {
             "customer_id": np.arange(1, n + 1),
             "signup_date": signup,
@@ -214,12 +235,61 @@ def _customers(
                 AGE_BANDS[rng.choice(len(AGE_BANDS), n, p=[0.12, 0.27, 0.24, 0.18, 0.12, 0.07])],
             ),
             "preferred_channel": CONTACT_CHANNELS[rng.choice(4, n, p=[0.45, 0.3, 0.12, 0.13])],
-            "discount_sensitivity": rng.beta(2.0, 5.0, n),
-            "activity": np.exp(rng.normal(0.0, 0.8, n)),
-            "taste": list(taste),
-            "channel_probs": list(rng.dirichlet([3.0, 2.0, 1.0], n)),
         }
     )
+    rng.beta(2.0, 5.0, n), rng.normal(0.0, 0.8, n), rng.dirichlet([3.0, 2.0, 1.0], n)
+    return customers.assign(**_segment_traits(np.random.default_rng([seed, 0x5E6]), n,
+                                              n_categories))
+
+
+def _segment_traits(rng: np.random.Generator, n: int, n_categories: int) -> dict:
+    """Each customer's hidden segment and the traits it draws: taste, discount sensitivity,
+    activity and order-channel mix."""
+    shares = np.array([s[1] for s in SEGMENTS])
+    segment = rng.choice(len(SEGMENTS), n, p=shares / shares.sum())
+    centers = rng.dirichlet(np.full(n_categories, 0.5), len(SEGMENTS))
+    sensitivity, activity = np.empty(n), np.empty(n)
+    taste, channel = np.empty((n, n_categories)), np.empty((n, 3))
+    for k, (_, _, (a, b), (mu, sd), mix, concentration) in enumerate(SEGMENTS):
+        members = np.flatnonzero(segment == k)
+        m = len(members)
+        sensitivity[members] = rng.beta(a, b, m)
+        activity[members] = np.exp(rng.normal(mu, sd, m))
+        alpha = concentration * n_categories * centers[k] + 0.05
+        taste[members] = rng.dirichlet(alpha, m)
+        channel[members] = rng.dirichlet(mix, m)
+    return {
+        "segment": np.array([s[0] for s in SEGMENTS])[segment],
+        "discount_sensitivity": sensitivity,
+        "activity": activity,
+        "taste": list(taste),
+        "channel_probs": list(channel),
+    }
+
+
+def _consents(rng: np.random.Generator, customers: pd.DataFrame,
+              history_end: dt.date) -> pd.DataFrame:
+    """The consent log (contact_consents): per customer and channel, when consent was given
+    and, for a few, when it was withdrawn."""
+    channels = CONTACT_CHANNELS[CONTACT_CHANNELS != ""]
+    preferred = customers["preferred_channel"].to_numpy()
+    has_any = preferred != ""
+    given = (preferred[:, None] == channels[None, :]) | (
+        has_any[:, None] & (rng.random((len(customers), len(channels))) < EXTRA_CONSENT_PROB))
+    row, col = np.nonzero(given)
+    signup = customers["signup_date"].to_numpy().astype("datetime64[s]")[row]
+    at = signup + rng.integers(8 * 3600, 20 * 3600, len(row)).astype("timedelta64[s]")
+    end = np.datetime64(history_end, "s") + np.timedelta64(86399, "s")
+    span = np.maximum((end - at).astype(np.int64), 1)
+    withdrawn = rng.random(len(row)) < WITHDRAW_PROB
+    off = (rng.random(len(row)) * span).astype(np.int64).astype("timedelta64[s]")
+    withdrawn_at = np.where(withdrawn, pd.Series(at + off).dt.strftime("%Y-%m-%d %H:%M:%S"), "")
+    return pd.DataFrame({
+        "customer_id": customers["customer_id"].to_numpy()[row],
+        "channel": channels[col],
+        "consented_at": pd.Series(at).dt.strftime("%Y-%m-%d %H:%M:%S"),
+        "withdrawn_at": withdrawn_at,
+    }, columns=TABLE_COLUMNS["contact_consents"])
 
 
 def _promotion_starts(
@@ -496,7 +566,7 @@ def generate(preset: str, out_dir: Path, truth_dir: Path, seed: int = 42,
     season = _seasonality(cats)
     lifts = _holiday_lifts(rng, cats)
     products = _products(rng, cfg, cats)
-    customers = _customers(rng, cfg, history_start, history_end, cfg.categories)
+    customers = _customers(rng, cfg, history_start, history_end, cfg.categories, seed)
 
     # --- product-week demand, week by week (dips, cannibalization and stock carry over) -----
     hol = holiday_lift_matrix(lifts, categories, week_starts)  # [C, W]
@@ -569,6 +639,8 @@ def generate(preset: str, out_dir: Path, truth_dir: Path, seed: int = 42,
             }
         ),
         "inventory": _inventory(products, history.end_stock, week_starts),
+        "contact_consents": _consents(np.random.default_rng([seed, 0xC0]), customers,
+                                      history_end),
         "holidays": holiday_calendar(history_start.year, history_end.year + 1).assign(
             holiday_date=lambda d: pd.to_datetime(d["holiday_date"]).dt.strftime("%Y-%m-%d")
         ),
@@ -744,6 +816,7 @@ def _write_truth(
             "discount_sensitivity": customers["discount_sensitivity"],
             "activity": customers["activity"],
             "favourite_category": np.array(categories)[taste.argmax(axis=1)],
+            "segment": customers["segment"],
         }
     )
     for c, name in enumerate(categories):
@@ -785,6 +858,10 @@ def _write_truth(
         "guest_share": GUEST_SHARE,
         "return_share": RETURN_SHARE,
         "customer_promo_pull": "1 + 4 * discount_sensitivity",
+        "segments": [{"name": s[0], "share": s[1], "discount_sensitivity_beta": s[2],
+                      "log_activity": s[3], "channel_mix_web_app_store": s[4],
+                      "taste_concentration": s[5]} for s in SEGMENTS],
+        "consents": {"extra_channel_prob": EXTRA_CONSENT_PROB, "withdraw_prob": WITHDRAW_PROB},
         "rows": counts,
     }
     (truth_dir / "generator.json").write_text(json.dumps(params, indent=2, sort_keys=True) + "\n")

@@ -12,8 +12,13 @@ next delivery; what the plan truly did goes to the ground-truth folder only:
   cover x baseline, a promotion's lift foreseen in part), so that weeks in a row do not drain
   it; the planner only saw what the last week left (its closing snapshot). Those units become lines and orders as in the history (customers by taste,
   activity and promotion pull; guests; returns within the week).
-- Contact: a treated customer reached on a channel (a preferred channel on record; one without
-  any was never contacted) buys one more unit of the targeted product with probability
+- Contact: a treated target is reached when the customer had consented to its channel (the
+  target's `channel` as planned; the customer's preferred channel for targets without one)
+  when the messages go out: the landing consent log (contact_consents) has a period of that
+  customer and channel from consented_at up to withdrawn_at (empty: still held) around the
+  send time, or, when the log has no row at all for that customer and channel, it is the
+  customer's preferred channel (docs/raw_contract.md). A target without consent is never
+  contacted. A reached customer buys one more unit of the targeted product with probability
   q = CONTACT_RATE x (1 + 4 x discount sensitivity) / 2, from the stock left. The holdout is
   never contacted. The true effect on the purchase rate of a target is q x (1 - b) x a: b the
   chance the customer buys the product anyway (Poisson, from its expected lines and the
@@ -21,15 +26,15 @@ next delivery; what the plan truly did goes to the ground-truth folder only:
   through.
 - Landing (appended, ids after the existing ones): orders, order_lines, promotions (one plain
   price cut per plan line for the week), campaign_contacts (the send log: one message per
-  treated target reached, on the customer's preferred channel, sent at 08:00 UTC on the plan
-  week's Monday; none for the holdout or the unreached; the file is started with its header
+  treated target reached, on the target's channel, sent at 08:00 UTC on the plan week's
+  Monday; none for the holdout or the unreached; the file is started with its header
   when the market has none, as the generated history targeted nobody), inventory (the week's
   closing stock).
 - Truth: history_truth.csv and carryover_truth.csv extended (the plan's own dips fall in the
   next three weeks), generator.json moved one week on, and weeks/<plan week>/ with
   plan_effects.csv (per product: expected units with and without the plan, the true
-  incremental units, the dip, the week's stock and units sold), contact_effects.csv (per target: reached, q, b, a, the true effect)
-  and summary.json.
+  incremental units, the dip, the week's stock and units sold), contact_effects.csv (per
+  target: channel, reached, q, b, a, the true effect) and summary.json.
 
 A week is simulated once: the week after the landing data's last inventory snapshot, so
 rerunning for a week that is already delivered is refused. The closing inventory is appended
@@ -98,6 +103,26 @@ def _customers(landing_dir: Path, truth_dir: Path) -> pd.DataFrame:
         "taste": list(merged[tastes].to_numpy()),
         "channel_probs": list(merged[channels].to_numpy()),
     }).reset_index(drop=True)
+
+
+def consented_pairs(landing_dir: Path, customers: pd.DataFrame,
+                    at: dt.datetime) -> pd.MultiIndex:
+    """(customer_id, channel) of every consent that holds at `at` (UTC): a period of the landing
+    consent log around it, or the preferred channel of a customer and channel the log has no
+    row for (no contact_consents file: the preferred channels alone)."""
+    path = landing_dir / "contact_consents.csv"
+    log_rows = (pd.read_csv(path, keep_default_na=False, dtype=str) if path.exists()
+                else pd.DataFrame(columns=TABLE_COLUMNS["contact_consents"], dtype=str))
+    log_rows = log_rows.astype({"customer_id": "int64"})
+    start = pd.to_datetime(log_rows["consented_at"])
+    end = pd.to_datetime(log_rows["withdrawn_at"])  # empty: still held
+    holds = (start <= at) & (end.isna() | (end > at))
+    logged = pd.MultiIndex.from_frame(log_rows[["customer_id", "channel"]])
+    preferred = pd.MultiIndex.from_arrays(
+        [customers["customer_id"].astype("int64"), customers["preferred_channel"].fillna("")])
+    implied = preferred[(preferred.get_level_values(1) != "") & ~preferred.isin(logged)]
+    held = pd.MultiIndex.from_frame(log_rows.loc[holds, ["customer_id", "channel"]])
+    return held.append(implied).unique()
 
 
 def _next_week(landing_dir: Path) -> dt.date:
@@ -177,7 +202,9 @@ def simulate_week(landing_dir: Path, truth_dir: Path, plan_week: dt.date,
     depth = products["product_id"].map(depths).fillna(0.0).to_numpy()
     lines = _sell_lines(rng, sold[:, None], depth[:, None], plan_week, cat_idx, customers,
                         len(market.categories))
-    contacts = _contacts(rng, targets, customers, products, cat_idx, depth, mean, plan_week)
+    consented = consented_pairs(landing_dir, customers, dt.datetime.combine(plan_week, SEND_TIME))
+    contacts = _contacts(rng, targets, customers, consented, products, cat_idx, depth, mean,
+                         plan_week)
     # the contacted customers' extra units, in target order, while stock is left
     left = stock - sold
     delivered = np.zeros(len(contacts), dtype=bool)
@@ -250,7 +277,7 @@ def simulate_week(landing_dir: Path, truth_dir: Path, plan_week: dt.date,
     effects.round(6).to_csv(week_dir / "plan_effects.csv", index=False)
     out = contacts.assign(product_id=ids[contacts["product_index"]],
                           customer_id=customers["customer_id"].to_numpy()[contacts["customer_index"]])
-    out[["product_id", "customer_id", "assignment", "reached", "q", "b", "available",
+    out[["product_id", "customer_id", "assignment", "channel", "reached", "q", "b", "available",
          "true_effect", "bought"]].round(6).to_csv(week_dir / "contact_effects.csv", index=False)
     treated = out[out["assignment"] == "treatment"]
     summary = {
@@ -270,19 +297,24 @@ def simulate_week(landing_dir: Path, truth_dir: Path, plan_week: dt.date,
 
 
 def _contacts(rng: np.random.Generator, targets: pd.DataFrame, customers: pd.DataFrame,
-              products: pd.DataFrame, cat_idx: np.ndarray, depth: np.ndarray,
-              mean_units: np.ndarray, week: dt.date) -> pd.DataFrame:
-    """Per target: reached, q, b (the chance of buying anyway), the true effect, and whether
-    the contact made the customer buy (drawn for the treated, reached ones)."""
+              consented: pd.MultiIndex, products: pd.DataFrame, cat_idx: np.ndarray,
+              depth: np.ndarray, mean_units: np.ndarray, week: dt.date) -> pd.DataFrame:
+    """Per target: its channel, reached (consented to that channel), q, b (the chance of buying
+    anyway), the true effect, and whether the contact made the customer buy (drawn for the
+    treated, reached ones)."""
     position = {c: i for i, c in enumerate(customers["customer_id"])}
     product_position = {p: i for i, p in enumerate(products["product_id"])}
     frame = targets[["product_id", "customer_id", "assignment"]].copy()
+    # the planned channel; a target without one goes to the customer's preferred channel
+    planned = targets.get("channel", pd.Series("", index=targets.index)).fillna("")
+    preferred = targets["customer_id"].map(customers.set_index("customer_id")["preferred_channel"])
+    frame["channel"] = planned.where(planned != "", preferred.fillna(""))
     frame = frame[frame["customer_id"].isin(position)
                   & frame["product_id"].isin(product_position)].reset_index(drop=True)
     c = frame["customer_id"].map(position).to_numpy(dtype=int)
     p = frame["product_id"].map(product_position).to_numpy(dtype=int)
     sensitivity = customers["discount_sensitivity"].to_numpy()
-    reached = customers["preferred_channel"].fillna("").to_numpy()[c] != ""
+    reached = pd.MultiIndex.from_frame(frame[["customer_id", "channel"]]).isin(consented)
     q = np.where(reached, contact_probability(sensitivity[c]), 0.0)
     # b: the product's expected lines (guests aside) x the customer's share of the lines of
     # its category, as the generator assigns them (activity x taste, x pull when promoted)
@@ -308,14 +340,14 @@ def _contacts(rng: np.random.Generator, targets: pd.DataFrame, customers: pd.Dat
 def _sent_messages(contacts: pd.DataFrame, customers: pd.DataFrame, ids: np.ndarray,
                    week: dt.date) -> pd.DataFrame:
     """The campaign's send log (campaign_contacts): one message per treated, reached target, on
-    the customer's preferred channel, at SEND_TIME on the week's Monday; in key order."""
+    the target's channel, at SEND_TIME on the week's Monday; in key order."""
     treated = contacts[(contacts["assignment"] == "treatment") & contacts["reached"]]
     customer = treated["customer_index"].to_numpy()
     sent = pd.DataFrame({
         "customer_id": customers["customer_id"].to_numpy()[customer],
         "product_id": ids[treated["product_index"].to_numpy()],
         "sent_at": dt.datetime.combine(week, SEND_TIME).strftime("%Y-%m-%d %H:%M:%S"),
-        "channel": customers["preferred_channel"].to_numpy()[customer],
+        "channel": treated["channel"].to_numpy(),
     }, columns=TABLE_COLUMNS["campaign_contacts"])
     return (sent.drop_duplicates(["customer_id", "product_id"])
             .sort_values(["customer_id", "product_id"], kind="stable").reset_index(drop=True))

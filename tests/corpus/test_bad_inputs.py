@@ -78,12 +78,14 @@ def _publish_small_plan(settings: Settings) -> None:
 
 def _first_contract(path: Path) -> None:
     """The cases are written for the first release of the contract: orders without store_id
-    and no stores file. Such a folder must still load (the column and the file are optional)."""
+    and no stores or contact_consents file. Such a folder must still load (the column and the
+    files are optional)."""
     orders = path / "orders.csv"
     lines = orders.read_text().splitlines()
     assert lines[0].endswith(",store_id")
     orders.write_text("".join(line.rsplit(",", 1)[0] + "\n" for line in lines))
     (path / "stores.csv").unlink()
+    (path / "contact_consents.csv").unlink()
 
 
 @pytest.fixture(scope="module")

@@ -166,6 +166,44 @@ def test_contacted_customers_follow_the_contact_log(settings: Settings, dbt_buil
 
 
 @pytest.mark.integration
+def test_contact_consents_hold_the_log_and_the_implied_preferred_channels(
+    settings: Settings, dbt_build: DbtRun
+) -> None:
+    """Every period of the consent log, plus a preferred channel the log has no row for (from
+    the signup date, never withdrawn); nothing else (the dbt unit test has implied rows; the
+    tiny market logs every preferred channel)."""
+    expected = """
+        select customer_id, channel, 'consent_log' as source, consented_at as consented_from,
+               withdrawn_at
+        from raw.contact_consents
+        union all
+        select c.customer_id, c.preferred_channel, 'preferred_channel', c.signup_date::timestamp,
+               null
+        from raw.customers c
+        where c.preferred_channel is not null and not exists (
+            select 1 from raw.contact_consents l
+            where l.customer_id = c.customer_id and l.channel = c.preferred_channel)
+    """
+    mart = ("select customer_id, channel, source, consented_from, withdrawn_at "
+            "from marts.contact_consents")
+    for left, right in ((expected, mart), (mart, expected)):
+        assert _scalar(settings, f"select count(*) from (({left}) except all ({right})) d") == 0
+    assert _scalar(settings, "select count(*) from raw.contact_consents") > 0
+    assert _scalar(settings, "select count(*) from marts.contact_consents "
+                             "where withdrawn_at is not null") > 0
+    # a customer without a preferred channel has no consent anywhere in the tiny market
+    assert _scalar(settings, "select count(*) from marts.contact_consents m join raw.customers c "
+                             "using (customer_id) where c.preferred_channel is null") == 0
+    with connect(settings) as conn, conn.cursor() as cur:
+        cur.execute("select column_name, data_type from information_schema.columns "
+                    "where table_schema = 'marts' and table_name = 'contact_consents'")
+        types = dict(cur.fetchall())
+    assert types == {"customer_id": "bigint", "channel": "text", "source": "text",
+                     "consented_from": "timestamp without time zone",
+                     "withdrawn_at": "timestamp without time zone"}
+
+
+@pytest.mark.integration
 def test_products_keep_the_latest_inventory_snapshot(settings: Settings, dbt_build: DbtRun) -> None:
     mismatched = _scalar(
         settings,
@@ -198,6 +236,7 @@ def test_parse_needs_no_database(settings: Settings) -> None:
         "products",
         "product_week_sales",
         "calendar_weeks",
+        "contact_consents",
     } <= models
     assert any(node["resource_type"] == "unit_test" for node in manifest["unit_tests"].values())
 
@@ -215,11 +254,11 @@ def test_every_model_has_tests_and_downstream_marts_have_contracts(settings: Set
     assert sorted(set(models) - tested) == []
     contracted = {m["name"] for m in models.values() if m["config"]["contract"]["enforced"]}
     assert contracted >= {"order_lines", "customers", "products", "product_week_sales",
-                          "calendar_weeks"}
+                          "calendar_weeks", "contact_consents"}
     sources = manifest["sources"].values()
     assert {s["name"] for s in sources if s["freshness"]["error_after"]["count"]} == {
         "customers", "products", "stores", "orders", "order_lines", "promotions", "inventory",
-        "holidays", "campaign_contacts"}
+        "holidays", "campaign_contacts", "contact_consents"}
 
 
 @pytest.mark.integration

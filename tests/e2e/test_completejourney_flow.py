@@ -68,21 +68,15 @@ def test_the_plan_respects_budget_margin_discount_and_category_limits(settings, 
 
 
 @pytest.mark.integration
-def test_targets_are_real_households_with_a_disjoint_holdout(settings, published, cj_landing):
-    rows = _rows(settings, "select product_id, customer_id, assignment from published.plan_targets "
-                 "where run_id = %s", (published["run_id"],))
-    treated = {(p, c) for p, c, a in rows if a == "treatment"}
-    held = {(p, c) for p, c, a in rows if a == "holdout"}
-    assert treated and held and not treated & held
-    # a customer is either treated or held out, across all products of the plan
-    assert not {c for _, c in treated} & {c for _, c in held}
-    households = {int(line.split(",")[0]) for line in
-                  (cj_landing[0] / "customers.csv").read_text().splitlines()[1:]}
-    assert {c for _, c, _ in rows} <= households
-    per_product = {}
-    for product, _, _ in rows:
-        per_product[product] = per_product.get(product, 0) + 1
-    assert max(per_product.values()) <= AUDIENCE
+def test_no_household_is_targeted_without_contact_consent(settings, published, cj_landing):
+    """The Complete Journey holds no contact consent: the plan promotes products but targets no
+    household, neither treated nor held out."""
+    promoted = _rows(settings, "select count(*) from published.plan_lines where run_id = %s",
+                     (published["run_id"],))[0][0]
+    targets = _rows(settings, "select count(*) from published.plan_targets where run_id = %s",
+                    (published["run_id"],))[0][0]
+    assert promoted > 0 and targets == 0
+    assert not (cj_landing[0] / "contact_consents.csv").exists()
 
 
 @pytest.mark.integration

@@ -157,6 +157,7 @@ def test_bad_rows_are_quarantined_with_reasons(
         "inventory": 0,
         "holidays": 0,
         "campaign_contacts": 0,
+        "contact_consents": 0,
     }
     for table, c in counts.items():
         assert c["quarantined"] == expected_quarantined[table], table
@@ -261,6 +262,64 @@ def test_campaign_contacts_load_and_quarantine(
         "where run_id = 'contacts' and table_name = 'campaign_contacts'",
     )
     assert audit == [(7, 3, 4, "campaign_contacts.csv")]
+
+
+def test_contact_consents_load_and_quarantine(
+    settings: Settings, tiny_landing: Path, tmp_path: Path
+) -> None:
+    """The optional consent log: valid periods load (a withdrawn one, a second period of the
+    same channel, a withdrawal at the very moment of consent); an unknown customer, a channel
+    outside the contract, a withdrawal before the consent and a consent after the run's time
+    are quarantined."""
+    landing = _copy_landing(tiny_landing, tmp_path / "consents")
+    c1, c2 = pd.read_csv(landing / "customers.csv")["customer_id"].iloc[:2]
+    (landing / "contact_consents.csv").write_text(
+        "customer_id,channel,consented_at,withdrawn_at\n"
+        f"{c1},email,2025-03-01 09:00:00,2025-09-01 10:00:00\n"
+        f"{c1},email,2026-01-05 08:00:00,\n"  # given again: another period
+        f"{c2},sms,2026-02-01 12:00:00,2026-02-01 12:00:00\n"  # withdrawn at once
+        f"999999,email,2025-03-01 09:00:00,\n"  # orphan_customer (line 5)
+        f"{c2},fax,2025-03-01 09:00:00,\n"  # not_allowed (line 6)
+        f"{c2},app_push,2026-03-01 09:00:00,2026-02-01 09:00:00\n"  # out_of_range (line 7)
+        f"{c2},email,2026-11-16 08:00:00,\n"  # future_timestamp (line 8)
+        f"{c2},email,2026-01-01 08:00:00,2026-11-17 08:00:00\n"  # future_timestamp (line 9)
+    )
+    counts = run_ingest(landing, "consents", settings, as_of=AS_OF)
+    assert counts["contact_consents"] == {"input": 8, "loaded": 3, "quarantined": 5}
+    for table, c in counts.items():
+        assert c["input"] == c["loaded"] + c["quarantined"], table
+        assert c["quarantined"] == 0 or table == "contact_consents", table
+    rows = _query(
+        settings,
+        "select source_line, reason, detail from raw.quarantine "
+        "where run_id = 'consents' and table_name = 'contact_consents' order by source_line",
+    )
+    assert [(line, reason) for line, reason, _ in rows] == [
+        (5, "orphan_customer"), (6, "not_allowed"), (7, "out_of_range"),
+        (8, "future_timestamp"), (9, "future_timestamp")]
+    assert "channel='fax' is not one of email, app_push, sms" in rows[1][2]
+    assert "withdrawn_at='2026-02-01 09:00:00' must not be before consented_at" in rows[2][2]
+    loaded = _query(
+        settings,
+        "select customer_id, channel, consented_at::text, withdrawn_at::text "
+        "from raw.contact_consents order by 1, 2, 3",
+    )
+    assert loaded == sorted([
+        (c1, "email", "2025-03-01 09:00:00", "2025-09-01 10:00:00"),
+        (c1, "email", "2026-01-05 08:00:00", None),
+        (c2, "sms", "2026-02-01 12:00:00", "2026-02-01 12:00:00"),
+    ])
+    audit = _query(
+        settings,
+        "select input_rows, loaded_rows, quarantined_rows, source_file from audit.ingest_runs "
+        "where run_id = 'consents' and table_name = 'contact_consents'",
+    )
+    assert audit == [(8, 3, 5, "contact_consents.csv")]
+    # without the file the table is empty (preferred channels then count as consent)
+    (landing / "contact_consents.csv").unlink()
+    counts = run_ingest(landing, "no-consents", settings, as_of=AS_OF)
+    assert counts["contact_consents"] == {"input": 0, "loaded": 0, "quarantined": 0}
+    assert _query(settings, "select count(*) from raw.contact_consents") == [(0,)]
 
 
 def test_quoted_line_breaks_keep_exact_line_numbers(

@@ -7,6 +7,7 @@ import pytest
 
 from measurement.experiment import (
     ExperimentError,
+    clustered_rate_effect,
     cuped_theta,
     purchase_rate_effect,
     spend_effect,
@@ -113,3 +114,28 @@ def test_the_95_percent_interval_covers_the_true_effect_95_percent_of_the_time()
     # a binomial(400, 0.95) lies in [366, 393] with probability about 0.998
     assert 366 <= rate_hits <= 393
     assert 366 <= spend_hits <= 393
+
+
+def test_clustered_rate_matches_the_z_test_with_one_target_per_customer_and_widens_with_many():
+    rng = np.random.default_rng(5)
+    n = 4000
+    treated = rng.random(n) < 0.8
+    bought = rng.random(n) < np.where(treated, 0.12, 0.08)
+    single = clustered_rate_effect(bought, treated, np.arange(n))
+    z = purchase_rate_effect(int(bought[treated].sum()), int(treated.sum()),
+                             int(bought[~treated].sum()), int((~treated).sum()))
+    assert single.difference == pytest.approx(z.difference)
+    assert single.ci_high - single.ci_low == pytest.approx(z.ci_high - z.ci_low, rel=0.01)
+    # 400 customers with 10 targets each, treated or held out as a whole, whose propensity
+    # varies: their targets move together and the interval must say so
+    customer = np.repeat(np.arange(400), 10)
+    treated = np.repeat(rng.random(400) < 0.8, 10)
+    propensity = np.repeat(rng.beta(0.5, 4.5, 400), 10)
+    bought = rng.random(n) < propensity + 0.04 * treated
+    clustered = clustered_rate_effect(bought, treated, customer)
+    naive = purchase_rate_effect(int(bought[treated].sum()), int(treated.sum()),
+                                 int(bought[~treated].sum()), int((~treated).sum()))
+    assert clustered.difference == pytest.approx(naive.difference)
+    assert clustered.ci_high - clustered.ci_low > 1.3 * (naive.ci_high - naive.ci_low)
+    with pytest.raises(ExperimentError, match="at least 2 customers"):
+        clustered_rate_effect(bought[:20], treated[:20], customer[:20])

@@ -13,6 +13,7 @@ from planning.contacts import (
     NO_EFFECT,
     Z95,
     ContactEffect,
+    expected_buyers,
     pool_effects,
     treated_counts,
     with_contact_units,
@@ -65,16 +66,41 @@ def test_treated_counts_are_the_treatment_groups_of_the_targeting() -> None:
     assert (counts.loc[[1, 2, 3, 4]] < 20).all() and (counts.loc[[1, 2, 3, 4]] > 5).all()
 
 
+def test_treated_counts_leave_out_customers_without_consent() -> None:
+    """The counts follow the targeting's consent rule: a customer whose only consent was
+    withdrawn before the week is never counted, and nobody is counted when nobody consented."""
+    recs = _recommendations()
+    customers = pd.DataFrame({"customer_id": range(1, 51), "preferred_channel": "email"})
+    consents = pd.DataFrame({
+        "customer_id": range(1, 26), "channel": "email",
+        "consented_from": pd.Timestamp("2025-01-01 09:00"),
+        "withdrawn_at": pd.Timestamp("2026-11-01 09:00"),
+    })  # customers 1-25 withdrew their email consent; 26-50 have the preferred channel's
+    counts = treated_counts(pd.Series([1, 2, 3, 4]), recs, customers, WEEK, 20, 0.25, 7,
+                            consents)
+    lines = pd.DataFrame({"product_id": [1, 2, 3, 4], "discount_depth": 0.1})
+    targets = target_customers(lines, recs, customers, WEEK, 20, 0.25, 7, consents)
+    assert (targets["customer_id"] > 25).all()
+    expected = targets[targets["assignment"] == "treatment"].groupby("product_id").size()
+    assert counts.tolist() == expected.loc[[1, 2, 3, 4]].astype(float).tolist()
+    nobody = customers.assign(preferred_channel="")
+    none = treated_counts(pd.Series([1, 2, 3, 4]), recs, nobody, WEEK, 20, 0.25, 7,
+                          consents.iloc[:0])
+    assert none.tolist() == [0.0] * 4
+
+
 def test_contact_units_go_to_the_promoted_levels_only() -> None:
     forecasts = pd.DataFrame({"product_id": [1, 1, 2, 2], "discount_depth": [0.0, 0.2] * 2,
                               "units_p10": [5.0, 8.0, 1.0, 2.0], "units_p50": [10.0, 14.0, 2.0, 3.0],
                               "units_p90": [15.0, 20.0, 3.0, 5.0]})
-    out = with_contact_units(forecasts, pd.Series({1: 100.0, 2: 40.0}),
-                             ContactEffect(0.05, 0.01, 2))
+    treated = pd.DataFrame({"product_id": [1] * 100 + [2] * 40, "customer_id": range(140)})
+    buyers = expected_buyers(treated, pd.Series([1, 2]), ContactEffect(0.05, 0.01, 2))
+    out = with_contact_units(forecasts, buyers)
     assert out["contact_units"].tolist() == [0.0, 5.0, 0.0, 2.0]
     assert out["units_p50"].tolist() == [10.0, 19.0, 2.0, 5.0]
     assert out["units_p10"].tolist() == [5.0, 13.0, 1.0, 4.0]
-    unchanged = with_contact_units(forecasts, pd.Series({1: 100.0, 2: 40.0}), NO_EFFECT)
+    unchanged = with_contact_units(forecasts,
+                                   expected_buyers(treated, pd.Series([1, 2]), NO_EFFECT))
     assert unchanged["units_p50"].tolist() == forecasts["units_p50"].tolist()
 
 
@@ -91,8 +117,7 @@ def test_a_measured_contact_effect_can_make_a_promotion_pay() -> None:
                        margin_floor=0.0)
     alone = plan_discounts(forecasts, products, params).chosen
     assert alone["discount_depth"].iloc[0] == 0.0
-    with_contacts = with_contact_units(forecasts, pd.Series({1: 150.0}),
-                                       ContactEffect(0.1, 0.01, 3))  # 15 more units
+    with_contacts = with_contact_units(forecasts, pd.Series({1: 15.0}))  # 15 more units
     chosen = plan_discounts(with_contacts, products, params).chosen
     line = chosen.iloc[0]
     assert line["discount_depth"] == pytest.approx(0.1)
@@ -101,3 +126,10 @@ def test_a_measured_contact_effect_can_make_a_promotion_pay() -> None:
     # 70 units at 18 - 12 minus 50 at 20 - 12
     assert line["week_incremental_profit"] == pytest.approx(70 * 6.0 - 50 * 8.0)
     assert line["promotion_cost"] == pytest.approx(70 * 2.0)
+
+
+def test_learned_uplift_sums_over_the_treated_targets_and_never_goes_below_zero() -> None:
+    treated = pd.DataFrame({"product_id": [1, 1, 1, 2, 2], "customer_id": [10, 11, 12, 10, 13]})
+    uplift = pd.Series({10: 0.10, 11: 0.05, 12: 0.02, 13: -0.2})
+    buyers = expected_buyers(treated, pd.Series([1, 2, 3]), ContactEffect(0.04, 0.01, 2), uplift)
+    assert buyers.to_dict() == pytest.approx({1: 0.17, 2: 0.0, 3: 0.0})

@@ -21,7 +21,7 @@ from quality.checkpoints import (
 )
 
 BROKEN_ROWS = 3
-MARTS_EXPECTATIONS = 14 + 5 + 3 + 5
+MARTS_EXPECTATIONS = 14 + 5 + 3 + 5 + 4
 PLAN_WEEK = date(2026, 2, 16)
 
 
@@ -29,7 +29,8 @@ PLAN_WEEK = date(2026, 2, 16)
 def test_marts_gate_passes_on_tiny_data(settings: Settings, marts_built: None) -> None:
     summary = validate_marts(settings)
     assert summary["success"] is True
-    assert summary["tables"] == ["product_week_sales", "order_lines", "customers", "products"]
+    assert summary["tables"] == ["product_week_sales", "order_lines", "customers", "products",
+                                 "contact_consents"]
     assert summary["evaluated_expectations"] == MARTS_EXPECTATIONS
     assert Path(summary["data_docs"]).is_file()
     # re-runnable: suites, validation definitions and checkpoints are updated, not duplicated
@@ -170,6 +171,32 @@ def test_marts_gate_names_column_and_count(settings: Settings, marts_built: None
         f"{BROKEN_ROWS} unexpected rows"
     ) in message
     assert "discount_depth" not in message
+
+
+@pytest.mark.integration
+def test_marts_gate_names_a_consent_withdrawn_before_it_was_given(
+    settings: Settings, marts_built: None
+) -> None:
+    with connect(settings) as conn, conn.cursor() as cur:
+        cur.execute("select customer_id, channel, consented_from, withdrawn_at "
+                    "from marts.contact_consents order by 1, 2, 3 limit 1")
+        customer_id, channel, consented_from, withdrawn_at = cur.fetchone()
+        cur.execute("update marts.contact_consents set withdrawn_at = consented_from - "
+                    "interval '1 day' where customer_id = %s and channel = %s "
+                    "and consented_from = %s", (customer_id, channel, consented_from))
+    try:
+        with pytest.raises(QualityGateFailed) as failed:
+            validate_marts(settings)
+    finally:
+        with connect(settings) as conn, conn.cursor() as cur:
+            cur.execute("update marts.contact_consents set withdrawn_at = %s where customer_id "
+                        "= %s and channel = %s and consented_from = %s",
+                        (withdrawn_at, customer_id, channel, consented_from))
+    message = str(failed.value)
+    assert message.startswith("Quality gate 'marts' failed:")
+    assert ("expect_column_pair_values_a_to_be_greater_than_b on "
+            "contact_consents.withdrawn_at,consented_from: 1 unexpected rows") in message
+    assert "product_week_sales" not in message
 
 
 def _sales(weeks: int = 6, products: tuple[int, ...] = (10001, 10002)) -> pd.DataFrame:

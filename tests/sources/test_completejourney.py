@@ -92,6 +92,9 @@ def test_accounting(full):
 
 
 def test_assumptions_in_report(tmp_path):
+    # a consent log left in the folder by something else would make households targetable
+    (tmp_path / "contact_consents.csv").write_text(
+        "customer_id,channel,consented_at,withdrawn_at\n1,email,2017-01-01 00:00:00,\n")
     report = import_completejourney(tmp_path, households=50, unit_cost_rate=0.5, stock_weeks=2)
     a = report["assumptions"]
     assert (a["unit_cost_rate"], a["stock_weeks"], a["timezone"]) == (0.5, 2, "America/New_York")
@@ -99,6 +102,10 @@ def test_assumptions_in_report(tmp_path):
     for key in ("unit_list_price", "unit_paid_price", "category", "region", "week_dates",
                 "holidays", "order_channel", "preferred_channel", "stores"):
         assert a[key]
+    # no contact consent in the data: no preferred channel, no consent log, nobody targeted
+    assert "no household is ever targeted" in a["contact_consents"]
+    assert not (tmp_path / "contact_consents.csv").exists()
+    assert (_csv(tmp_path, "customers")["preferred_channel"] == "").all()
     assert json.loads((tmp_path / "import_report.json").read_text())["assumptions"] == a
     products = _csv(tmp_path, "products").astype({"list_price": float, "unit_cost": float})
     assert (products["unit_cost"] - (products["list_price"] * 0.5).round(2)).abs().max() < 0.006

@@ -17,22 +17,37 @@ from ingest.contract import TABLES
 from ingest.load import read_landing, validate
 from sources.synthetic import truth
 from sources.synthetic.generate import generate
-from sources.synthetic.simulate import SimulationError, simulate_week
+from sources.synthetic.simulate import SimulationError, consented_pairs, simulate_week
 
 WEEK = dt.date(2026, 11, 16)
 
 
 def _plan(landing: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Ten products promoted, 80 random targets each on a random channel (consented or not)."""
     products = pd.read_csv(landing / "products.csv")
     plan = pd.DataFrame({"product_id": products["product_id"].iloc[:10],
                          "discount_depth": [0.1, 0.2] * 5})
     customers = pd.read_csv(landing / "customers.csv")["customer_id"].to_numpy()
     rng = np.random.default_rng(1)
-    targets = pd.DataFrame([(p, c, "holdout" if rng.random() < 0.3 else "treatment")
+    targets = pd.DataFrame([(p, c, "holdout" if rng.random() < 0.3 else "treatment",
+                             rng.choice(["email", "app_push", "sms"]))
                             for p in plan["product_id"]
                             for c in rng.choice(customers, 80, replace=False)],
-                           columns=["product_id", "customer_id", "assignment"])
+                           columns=["product_id", "customer_id", "assignment", "channel"])
     return plan, targets
+
+
+def _consented(landing: Path, at: str) -> set[tuple[int, str]]:
+    """(customer_id, channel) pairs consented at `at` by the contract's rule: a period of the
+    consent log around it, else (no log row for the pair) the preferred channel."""
+    log = pd.read_csv(landing / "contact_consents.csv", keep_default_na=False)
+    holds = (log["consented_at"] <= at) & ((log["withdrawn_at"] == "") | (log["withdrawn_at"] > at))
+    logged = set(zip(log["customer_id"], log["channel"], strict=True))
+    customers = pd.read_csv(landing / "customers.csv", keep_default_na=False)
+    preferred = {(c, ch) for c, ch in zip(customers["customer_id"],
+                                          customers["preferred_channel"], strict=True) if ch}
+    return set(zip(log.loc[holds, "customer_id"], log.loc[holds, "channel"], strict=True)) | (
+        preferred - logged)
 
 
 @pytest.fixture(scope="module")
@@ -110,26 +125,63 @@ def test_contacts_reach_only_treated_customers(simulated) -> None:
     assert 0 < summary["contact_units"] == int(contacts["bought"].sum())
 
 
-def test_the_send_log_holds_the_treated_reached_targets(simulated) -> None:
+def test_the_send_log_holds_the_treated_targets_reached_on_a_consented_channel(
+    simulated,
+) -> None:
     base, _, targets, summary, _ = simulated
     sent = pd.read_csv(base / "landing" / "campaign_contacts.csv", keep_default_na=False)
     assert list(sent.columns) == ["customer_id", "product_id", "sent_at", "channel"]
-    customers = pd.read_csv(base / "landing" / "customers.csv", keep_default_na=False)
-    channel = customers.set_index("customer_id")["preferred_channel"]
+    consented = _consented(base / "landing", f"{WEEK.isoformat()} 08:00:00")
     treated = targets[targets["assignment"] == "treatment"]
-    reached = treated[treated["customer_id"].map(channel) != ""]
-    assert 0 < len(reached) < len(treated)  # some treated customers have no channel on record
-    assert sorted(zip(sent["customer_id"], sent["product_id"], strict=True)) == sorted(
-        zip(reached["customer_id"], reached["product_id"], strict=True))
+    ok = [(c, ch) in consented for c, ch in zip(treated["customer_id"], treated["channel"],
+                                                 strict=True)]
+    reached = treated[ok]
+    assert 0 < len(reached) < len(treated)  # some targets' channels are not consented
+    assert sorted(zip(sent["customer_id"], sent["product_id"], sent["channel"], strict=True)) == (
+        sorted(zip(reached["customer_id"], reached["product_id"], reached["channel"],
+                   strict=True)))  # on the target's channel
     holdout = targets[targets["assignment"] == "holdout"]
     assert not set(zip(sent["customer_id"], sent["product_id"], strict=True)) & set(
         zip(holdout["customer_id"], holdout["product_id"], strict=True))
-    assert (sent["channel"] == sent["customer_id"].map(channel)).all()
+    assert set(zip(sent["customer_id"], sent["channel"], strict=True)) <= consented
     assert (sent["sent_at"] == f"{WEEK.isoformat()} 08:00:00").all()
     assert not sent.duplicated(["customer_id", "product_id", "sent_at"]).any()
     assert summary["contacts_sent"] == len(sent)
     truth = pd.read_csv(base / "truth" / "weeks" / WEEK.isoformat() / "contact_effects.csv")
     assert len(sent) == int((truth["reached"] & (truth["assignment"] == "treatment")).sum())
+
+
+def test_consent_follows_the_log_and_else_the_preferred_channel(tmp_path: Path) -> None:
+    customers = pd.DataFrame({"customer_id": [1, 2, 3, 4],
+                              "preferred_channel": ["email", "sms", "", "app_push"]})
+    at = dt.datetime(2026, 11, 16, 8, 0)
+    # no consent log: the preferred channels are the consents
+    assert sorted(consented_pairs(tmp_path, customers, at)) == [
+        (1, "email"), (2, "sms"), (4, "app_push")]
+    (tmp_path / "contact_consents.csv").write_text(
+        "customer_id,channel,consented_at,withdrawn_at\n"
+        "1,email,2025-01-01 09:00:00,2026-11-16 07:00:00\n"  # withdrawn before the send
+        "1,sms,2025-01-01 09:00:00,\n"
+        "2,sms,2026-11-16 09:00:00,\n"  # given after the send
+        "3,email,2025-03-01 09:00:00,2026-11-20 09:00:00\n"  # withdrawn later that week
+        "4,email,2025-03-01 09:00:00,\n")  # the log says nothing of 4's app_push
+    assert sorted(consented_pairs(tmp_path, customers, at)) == [
+        (1, "sms"), (3, "email"), (4, "app_push"), (4, "email")]
+
+
+def test_a_target_without_a_channel_goes_to_the_preferred_one(simulated, tmp_path: Path) -> None:
+    base, plan, targets, _, _ = simulated
+    shutil.copytree(base / "landing_before", tmp_path / "landing")
+    shutil.copytree(base / "truth_before", tmp_path / "truth")
+    simulate_week(tmp_path / "landing", tmp_path / "truth", WEEK, plan,
+                  targets.drop(columns="channel"), seed=42)
+    sent = pd.read_csv(tmp_path / "landing" / "campaign_contacts.csv", keep_default_na=False)
+    customers = pd.read_csv(tmp_path / "landing" / "customers.csv", keep_default_na=False)
+    assert len(sent) > 0
+    assert (sent["channel"] == sent["customer_id"].map(
+        customers.set_index("customer_id")["preferred_channel"])).all()
+    assert set(zip(sent["customer_id"], sent["channel"], strict=True)) <= _consented(
+        tmp_path / "landing", f"{WEEK.isoformat()} 08:00:00")
 
 
 def test_the_truth_moves_one_week_on(simulated) -> None:

@@ -68,6 +68,30 @@ def test_files_follow_the_raw_contract(market) -> None:
         assert header.split(",") == columns
 
 
+def test_the_consent_log_follows_the_preferred_channels(market) -> None:
+    """Every preferred channel is consented at signup; other channels now and then; a customer
+    without a preferred channel consents to none; every row passes the raw contract."""
+    from ingest.load import read_landing, validate
+
+    landing, _, _ = market
+    consents = pd.read_csv(landing / "contact_consents.csv", keep_default_na=False)
+    customers = pd.read_csv(landing / "customers.csv", keep_default_na=False)
+    preferred = customers[customers["preferred_channel"] != ""]
+    pairs = set(zip(consents["customer_id"], consents["channel"], strict=True))
+    assert set(zip(preferred["customer_id"], preferred["preferred_channel"], strict=True)) < pairs
+    assert set(consents["customer_id"]) == set(preferred["customer_id"])
+    signup = consents["customer_id"].map(customers.set_index("customer_id")["signup_date"])
+    assert (consents["consented_at"].str[:10] == signup).all()
+    withdrawn = consents[consents["withdrawn_at"] != ""]
+    assert 0 < len(withdrawn) < 0.2 * len(consents)
+    assert (withdrawn["withdrawn_at"] >= withdrawn["consented_at"]).all()
+    spec = TABLES_BY_NAME["contact_consents"]
+    keys = {"customers": pd.Index(customers["customer_id"])}
+    checked = validate(read_landing(landing / "contact_consents.csv", spec), spec, keys, "t",
+                       dt.datetime(2026, 11, 16))
+    assert checked.quarantine.empty and len(checked.loaded) == len(consents)
+
+
 def test_a_new_market_drops_an_earlier_send_log(market, tmp_path: Path) -> None:
     landing, _, _ = market
     out = tmp_path / "landing"

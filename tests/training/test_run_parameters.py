@@ -38,15 +38,16 @@ def test_forecaster_forecasts_the_run_grid(fake_market, tmp_path: Path) -> None:
     assert tuple(levels) == (0.0, 0.05, 0.1, 0.15, 0.2)
 
 
-@pytest.mark.parametrize(("audience", "expected"), [(250, 250), (100_000, 300)])
-def test_recommender_keeps_the_run_audience(fake_market, tmp_path: Path, audience: int,
-                                            expected: int, monkeypatch) -> None:
-    """More than the 200 once kept, and never more than the 300 customers there are."""
+@pytest.mark.parametrize(("audience", "expected"), [(80, 240), (100_000, 300)])
+def test_recommender_keeps_candidates_for_the_run_audience(fake_market, tmp_path: Path,
+                                                           audience: int, expected: int,
+                                                           monkeypatch) -> None:
+    """CANDIDATE_FACTOR x the audience, never more than the 300 customers there are."""
     folder = _run_folder(fake_market, tmp_path / "run", audience_size=audience, epochs=1)
     cfg = recommender.parse_args(["--run-dir", str(folder.path), "--no-refit",
                                   "--models-dir", str(tmp_path / "models"),
                                   "--embedding-dim", "8", "--hidden-dim", "16"])
-    assert cfg.data.top_n == audience
+    assert cfg.data.top_n == recommender.CANDIDATE_FACTOR * audience
     monkeypatch.setattr(recommender, "SCORE_BLOCK", 300 * 5)  # 5 products per appended block
     recommender.train(cfg)
     recs = pd.read_parquet(folder.recommendations)
@@ -68,7 +69,8 @@ def test_without_run_json_the_clis_take_the_default_run(fake_market, tmp_path: P
     assert cfg.trainer.seed == defaults.seed
     assert cfg.trainer.epochs == forecaster.TrainerConfig().epochs  # the run's 0: model default
     rec = recommender.parse_args(["--run-dir", run_dir])
-    assert rec.data.top_n == defaults.audience_size and rec.trainer.refit
+    assert rec.data.top_n == recommender.CANDIDATE_FACTOR * defaults.audience_size
+    assert rec.trainer.refit
 
 
 def test_command_line_options_override_the_run(fake_market, tmp_path: Path) -> None:

@@ -3,8 +3,9 @@
     torchrun --standalone --nproc_per_node=2 -m training.recommender.train --run-dir DIR
 
 Reads the recommender training sets from the run folder and writes the recommendations (the
-top N customers of every product, N = the run's audience size, capped by the customers there
-are; streamed product by product to Parquet) and the metrics (model vs popularity baseline)
+top N customers of every product, N = CANDIDATE_FACTOR x the run's audience size, capped by
+the customers there are; streamed product by product to Parquet: the targeting picks the
+audience among them by uplift and consent) and the metrics (model vs popularity baseline)
 there. A first model is trained on the weeks before the holdout
 and evaluated; with `refit` (the default) a second one is trained on all weeks and used for the
 recommendations. Checkpoints: <models-dir>/recommender/checkpoint.pt (the final model) and
@@ -46,11 +47,16 @@ RECOMMENDATION_SCHEMA = pa.schema([("product_id", pa.int64()), ("customer_id", p
                                    ("score", pa.float64()), ("rank", pa.int64())])
 
 
+#: Candidates kept per product for each customer of the audience: the targeting chooses the
+#: audience among them (by estimated uplift, among customers who consented to a channel).
+CANDIDATE_FACTOR = 3
+
+
 @dataclass
 class DataConfig:
     run_dir: Path = Path(".")
     holdout_weeks: int = 4
-    top_n: int = RunParams().audience_size  # customers kept per product: the audience size
+    top_n: int = CANDIDATE_FACTOR * RunParams().audience_size  # candidates kept per product
 
 
 @dataclass
@@ -256,13 +262,15 @@ def parse_args(argv: list[str] | None = None) -> RecommenderConfig:
     """The configuration from the command line and the run folder's run.json."""
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--top-n", type=int, default=None,
-                        help="customers kept per product (default: the run's audience size)")
+                        help="customers kept per product (default: CANDIDATE_FACTOR x the run's "
+                        "audience size)")
     parser.add_argument("--refit", action=argparse.BooleanOptionalAction, default=None,
                         help="retrain on all weeks before recommending (default: on)")
     args = parser.parse_args(argv)
     params = run_params(args.run_dir)
     return configure(RecommenderConfig(), args, params,
-                     data={"top_n": params.audience_size if args.top_n is None else args.top_n},
+                     data={"top_n": CANDIDATE_FACTOR * params.audience_size
+                           if args.top_n is None else args.top_n},
                      trainer={"refit": args.refit})
 
 
