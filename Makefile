@@ -38,8 +38,9 @@ airflow: setup services ## start the Airflow UI on http://localhost:8080 (trigge
 bench: setup ## benchmarks (not tests): the discount MIP by catalogue size
 	@$(PY) scripts/bench_optimizer.py
 
-score: setup services ## score the latest plan of DATASET on its ground truth (synthetic markets)
+score: setup services ## score the latest plan and segments of DATASET on its ground truth (synthetic markets)
 	@$(PY) -m scoring.score --dataset $(DATASET)
+	@$(PY) -m scoring.segments --dataset $(DATASET)
 
 simulate-week: setup services ## the plan week happens on DATASET's synthetic market: the latest plan -> the next delivery
 	@$(PY) -m sources.synthetic.simulate --dataset $(DATASET)

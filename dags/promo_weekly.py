@@ -6,6 +6,8 @@ accounting -> dbt source freshness, marts and tests (cosmos) -> Great Expectatio
 Spark features -> Feast apply + materialize -> Great Expectations on the features ->
 training sets (Feast point-in-time joins) -> torchrun training of the recommender and the
 demand forecaster -> HiGHS discount plan + customer targeting with holdout -> `published` schema.
+Next to them, customer profiles and segments (Spark MLlib, `segment_customers`) run after the
+features and before the plan, and are published with it.
 Before planning, the published plan weeks whose sales just arrived are measured (`measure`),
 so the plan counts the contact effect its last campaigns had. Once the marts pass their checks,
 the `warehouse_marts` Asset is updated: it triggers `promo_measure`, which measures them (again,
@@ -114,6 +116,12 @@ def promo_weekly():
         return build_features(_run(run))
 
     @task
+    def segment_customers(run: dict) -> dict:
+        from spark_jobs.customer_segments import segment_customers
+
+        return segment_customers(_run(run))
+
+    @task
     def feast_materialize(run: dict) -> dict:
         from feature_repo.store import materialize_run
 
@@ -178,6 +186,7 @@ def promo_weekly():
     trained = train(resolved)
     sets >> trained
     planned = plan(resolved)
+    features >> segment_customers(resolved) >> planned  # the plan will target by segment
     measure(resolved) >> planned
     trained >> planned >> publish(resolved)
 

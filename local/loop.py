@@ -14,7 +14,9 @@ Printed per week: planned vs realized incremental profit of the plan lines, with
 (the same actual sales minus the market's true no-promotion units), the week's control level
 (the baseline's correction measured on the unpromoted products of each line's category, mean
 over the lines), the measured treatment effect on the purchase rate with its 95% interval next
-to the true contact effect, and the forecast's WAPE.
+to the true contact effect, and the forecast's WAPE. Then, per plan week, targeting by uplift
+against targeting by propensity at the same audience size, valued with the truth
+(scoring/targeting.py).
 """
 
 from __future__ import annotations
@@ -111,8 +113,27 @@ def table_lines(table: pd.DataFrame) -> list[str]:
     return lines
 
 
-def run_loop(preset: str, weeks: int, seed: int, extra: dict, settings: Settings) -> pd.DataFrame:
+def targeting_lines(rows: list[dict]) -> list[str]:
+    """Per plan week: both targeting policies' true incremental buyers and profit, and the
+    adjusted Rand index of the week's segments against the market's hidden ones."""
+    lines = [("week        uplift   treated  true buyers (propensity / uplift)  "
+              "true profit (propensity / uplift)  expected buyers (uplift)  segment ARI  ids")]
+    for row in rows:
+        by = {s.policy: s for s in row["scores"]}
+        p, u = by["propensity"], by["uplift"]
+        lines.append(f"{row['plan_week']}  {'learned' if row['learned'] else 'prior':<7}  "
+                     f"{u.treated:>7}  {p.true_incremental_buyers:>15,.1f} / "
+                     f"{u.true_incremental_buyers:<15,.1f}  {p.true_incremental_profit:>15,.0f} / "
+                     f"{u.true_incremental_profit:<15,.0f}  {u.expected_incremental_buyers:>24,.1f}"
+                     f"  {row['ari']:>11.3f}  {','.join(str(i) for i in row['segments'])}")
+    return lines
+
+
+def run_loop(preset: str, weeks: int, seed: int, extra: dict, settings: Settings
+             ) -> tuple[pd.DataFrame, list[dict]]:
     from measurement.measure import measure_dataset
+    from scoring.segments import published_segments, score_segments
+    from scoring.targeting import compare
     from sources.synthetic.generate import generate
     from sources.synthetic.simulate import simulate_run
 
@@ -123,19 +144,24 @@ def run_loop(preset: str, weeks: int, seed: int, extra: dict, settings: Settings
              seed=seed, history_end=history_end)
     log.info("Loop market %s (preset %s, seed %d): history to %s, %d plan weeks", dataset,
              preset, seed, history_end, weeks)
-    env = None
+    env, targeting = None, []
     for k in range(weeks + 1):
         plan = run_weekly({**extra, "dataset": dataset, "seed": seed}, settings)
         env = env or prepare_airflow(settings)  # the weekly run made Airflow's database ready
         measure_with_dag(dataset, env)
         if k == weeks:
             break
+        segments = published_segments(plan["run_id"], settings)[1]
+        targeting.append({"plan_week": plan["plan_week"], "learned": plan["uplift_learned"],
+                          "scores": compare(plan["run_id"], settings),
+                          "ari": score_segments(segments, settings.ground_truth_dir / dataset)[
+                              "ari"], "segments": sorted(segments["segment_id"].unique())})
         summary = simulate_run(plan["run_id"], settings)
         log.info("Week %d of %d (%s) simulated: %s units, %s contact purchases (%.0f s so far)",
                  k + 1, weeks, summary["plan_week"], summary["units_sold"],
                  summary["contact_units"], time.time() - started)
     measure_dataset(dataset, settings=settings)  # every week again: the last dips are in
-    return week_table(dataset, settings)
+    return week_table(dataset, settings), targeting
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -157,12 +183,14 @@ def main(argv: list[str] | None = None) -> int:
     given = {k: v for k, v in params.to_dict().items()
              if k not in ("dataset", "plan_week", "seed") and getattr(args, k) is not None}
     settings = get_settings()
-    table = run_loop(args.preset, args.weeks, params.seed, given, settings)
+    table, targeting = run_loop(args.preset, args.weeks, params.seed, given, settings)
     out = settings.work_dir / "loop" / f"{args.preset}_loop.csv"
     out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(out, index=False)
     print("\n".join(["", (f"Closed loop on {args.preset}_loop ({DAG_ID} + promo_measure), "
-                     "measured vs true:"), *table_lines(table), f"table: {out}", ""]))
+                     "measured vs true:"), *table_lines(table), f"table: {out}", "",
+                     "Targeting at the same audience size, valued with the truth:",
+                     *targeting_lines(targeting), ""]))
     return 0
 
 

@@ -245,6 +245,15 @@ class RunFolder:
         """Holdout metrics of `model` ("forecaster" or "recommender") next to its baseline's."""
         return self.path / f"{model}_metrics.json"
 
+    # customer segments (spark_jobs.customer_segments); customer_segments is a Parquet folder
+    @property
+    def customer_segments(self) -> Path:
+        return self.path / "customer_segments.parquet"
+
+    @property
+    def segment_profiles(self) -> Path:
+        return self.path / "segment_profiles.parquet"
+
     # plan (planning)
     @property
     def plan(self) -> Path:

@@ -6,17 +6,21 @@
 2. Audit: SQL checks on the staged rows (see AUDITS): row counts match the frames, no duplicate
    keys, discounts within the run's max discount, promotion cost within budget, margin floor
    respected, no customer both treatment and holdout for a product, targets only for promoted
-   products. A failure raises PublishAuditError naming the check, empties staging and leaves
+   products, every segmented customer in a profiled segment whose size matches, known lifecycle
+   stages. A failure raises PublishAuditError naming the check, empties staging and leaves
    `published` untouched.
 3. Publish: in ONE transaction with the audit (`published.plans` locked against other writers),
    the plan week's rows are deleted (children cascade) and the staged rows inserted, in key
    order; staging is emptied in the same transaction.
 
-BI readers (views `published.current_plan*`) see the old plan or the new one, never a mix, and
-never duplicates; a publish killed at any point leaves the last good plan. Every published value
-comes from the run's inputs except `published.plans.published_at`, the time the plan became
-visible (the publishing transaction's start): a rerun with the same inputs gives identical rows
-apart from that column (and `run_id`, when the rerun has a new one).
+The run's customer segments (`segment_profiles`, `customer_segments`) are published with its
+plan; a run folder written before segmentation existed publishes none for its week.
+
+BI readers (views `published.current_plan*` and `current_*segment*`) see the old plan or the
+new one, never a mix, and never duplicates; a publish killed at any point leaves the last good
+plan. Every published value comes from the run's inputs except `published.plans.published_at`,
+the time the plan became visible (the publishing transaction's start): a rerun with the same
+inputs gives identical rows apart from that column (and `run_id`, when the rerun has a new one).
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ PLAN_COLUMNS = [
     "expected_incremental_profit", "solver_status", "mip_gap", "spend_at_confidence",
     "budget_confidence", "expected_dip_cost", "expected_cannibalization_cost",
     "contact_effect", "contact_effect_weeks", "expected_contact_units",
+    "uplift_learned", "uplift_rows", "uplift_weeks", "uplift_average",
 ]
 PLAN_LINE_COLUMNS = [
     "run_id", "plan_week", "product_id", "product_name", "category", "list_price", "unit_cost",
@@ -56,12 +61,23 @@ PLAN_LINE_COLUMNS = [
 LATER_LINE_COLUMNS = ["promotion_cost_p90", "dip_units", "dip_cost", "cannibalized_units",
                       "cannibalization_cost", "contact_units"]
 TARGET_COLUMNS = ["run_id", "plan_week", "product_id", "customer_id", "score", "rank",
-                  "assignment", "channel"]
+                  "assignment", "channel", "uplift"]
 FORECAST_COLUMNS = ["run_id", "plan_week", "product_id", "discount_depth", "units_p10",
                     "units_p50", "units_p90"]
 METRIC_COLUMNS = ["run_id", "model", "metric", "model_value", "baseline", "baseline_value"]
 BACKTEST_COLUMNS = ["run_id", "plan_week", "week_start", "model", "rows", "wape", "bias", "mase",
                     "quantile_loss", "p10_p90_coverage"]
+SEGMENT_PROFILE_COLUMNS = [
+    "run_id", "plan_week", "segment_id", "segment_name", "customers", "share",
+    "avg_monetary_value_52w", "avg_frequency_orders_52w", "avg_basket_units", "promo_share",
+    "promo_depth", "avg_price_index", "price_tier", "web_share", "app_share", "store_share",
+    "top_categories", "new_share", "active_share", "lapsing_share", "churned_share", "centroid",
+    "centroid_features",
+]
+#: what BI reads of a customer: an id, the segment and the lifecycle stage, nothing personal
+CUSTOMER_SEGMENT_COLUMNS = ["run_id", "plan_week", "customer_id", "segment_id", "lifecycle"]
+#: list columns of the segment profiles, copied as PostgreSQL arrays
+ARRAY_COLUMNS = ["centroid", "centroid_features"]
 
 # table -> (frame columns, table columns, primary key)
 TABLES = {
@@ -72,6 +88,9 @@ TABLES = {
     "forecasts": (FORECAST_COLUMNS, FORECAST_COLUMNS, "product_id, discount_depth"),
     "model_metrics": (METRIC_COLUMNS, METRIC_COLUMNS, "model, metric"),
     "forecast_backtest": (BACKTEST_COLUMNS, BACKTEST_COLUMNS, "week_start, model"),
+    # the profiles before the customers that reference them
+    "segment_profiles": (SEGMENT_PROFILE_COLUMNS, SEGMENT_PROFILE_COLUMNS, "segment_id"),
+    "customer_segments": (CUSTOMER_SEGMENT_COLUMNS, CUSTOMER_SEGMENT_COLUMNS, "customer_id"),
 }
 
 # (check, query on the staged run returning an offending row or nothing, detail of that row)
@@ -114,6 +133,22 @@ AUDITS = [
       f"(select 1 from {_S}.plan_lines l where l.run_id = t.run_id "
       "and l.product_id = t.product_id and l.discount_depth > 0) order by 1 limit 1"),
      "customers are targeted for product {0}, which the plan does not promote"),
+    ("valid lifecycle",
+     (f"select customer_id, lifecycle from {_S}.customer_segments where run_id = %(run_id)s "
+      "and lifecycle not in ('new', 'active', 'lapsing', 'churned') order by 1 limit 1"),
+     "customer {0} has lifecycle {1!r}, not new, active, lapsing or churned"),
+    ("segments have profiles",
+     (f"select c.customer_id, c.segment_id from {_S}.customer_segments c "
+      "where c.run_id = %(run_id)s and not exists (select 1 from "
+      f"{_S}.segment_profiles p where p.run_id = c.run_id and p.segment_id = c.segment_id) "
+      "order by 1 limit 1"),
+     "customer {0} is in segment {1}, which has no profile"),
+    ("segment sizes",
+     (f"select p.segment_id, p.customers, count(c.customer_id) from {_S}.segment_profiles p "
+      f"left join {_S}.customer_segments c using (run_id, segment_id) "
+      "where p.run_id = %(run_id)s group by 1, 2 having p.customers <> count(c.customer_id) "
+      "order by 1 limit 1"),
+     "segment {0} counts {1} customers in its profile but {2} are in it"),
 ]
 
 
@@ -127,11 +162,26 @@ def ensure_schema(settings: Settings | None = None) -> None:
         cur.execute(SCHEMA_SQL.read_text())
 
 
+def _pg_array(values) -> str | None:
+    """A list as a PostgreSQL array literal ('{1.5,2}', '{"a b","c"}'); None stays null."""
+    if values is None or (not hasattr(values, "__len__") and pd.isna(values)):
+        return None
+
+    def element(value) -> str:
+        if isinstance(value, str):
+            return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return repr(float(value))
+    return "{" + ",".join(element(v) for v in values) + "}"
+
+
 def copy_frame(cur, table: str, frame: pd.DataFrame, columns: list[str],
                target_columns: list[str]) -> None:
-    """COPY `frame[columns]` into `table (target_columns)`; missing values become null."""
+    """COPY `frame[columns]` into `table (target_columns)`; missing values become null, list
+    columns (ARRAY_COLUMNS) arrays."""
     buffer = io.StringIO()
-    frame[columns].to_csv(buffer, index=False, header=False, na_rep="\\N")
+    frame = frame[columns].assign(**{c: frame[c].map(_pg_array)
+                                     for c in ARRAY_COLUMNS if c in columns})
+    frame.to_csv(buffer, index=False, header=False, na_rep="\\N")
     buffer.seek(0)
     cur.copy_expert(
         f"copy {table} ({', '.join(target_columns)}) from stdin with (format csv, null '\\N')", buffer
@@ -148,8 +198,12 @@ def _write_staging(cur, plan: dict, frames: dict[str, pd.DataFrame]) -> None:
                 f"values ({', '.join(['%s'] * len(PLAN_COLUMNS))})",
                 [plan.get(c) for c in PLAN_COLUMNS])  # a column the plan lacks is null
     lines = frames["plan_lines"]
+    targets = frames["plan_targets"]
     frames = {**frames, "plan_lines": lines.assign(
-        **{c: 0.0 for c in LATER_LINE_COLUMNS if c not in lines.columns})}
+        **{c: 0.0 for c in LATER_LINE_COLUMNS if c not in lines.columns}),
+        # a run folder written before targets had an uplift, or without one, publishes 0
+        "plan_targets": targets.assign(
+            uplift=targets.get("uplift", pd.Series(0.0, index=targets.index)).fillna(0.0))}
     for table, (columns, target_columns, _) in TABLES.items():
         copy_frame(cur, f"{STAGING}.{table}", frames[table], columns, target_columns)
 
@@ -185,14 +239,21 @@ def _swap(cur, run_id: str, plan_week: str) -> None:
 def publish_plan(plan: dict, plan_lines: pd.DataFrame, targets: pd.DataFrame,
                  forecasts: pd.DataFrame, metrics: pd.DataFrame,
                  settings: Settings | None = None,
-                 backtest: pd.DataFrame | None = None) -> None:
-    """Replace the plan of `plan['plan_week']` with this run's rows, all or nothing."""
+                 backtest: pd.DataFrame | None = None,
+                 segment_profiles: pd.DataFrame | None = None,
+                 customer_segments: pd.DataFrame | None = None) -> None:
+    """Replace the plan of `plan['plan_week']` with this run's rows, all or nothing (without
+    segment frames, the week has no segment rows)."""
     ensure_schema(settings)
     run_id, plan_week = plan["run_id"], str(plan["plan_week"])
     if backtest is None:
         backtest = pd.DataFrame(columns=BACKTEST_COLUMNS[2:])
+    if segment_profiles is None or customer_segments is None:
+        segment_profiles = pd.DataFrame(columns=SEGMENT_PROFILE_COLUMNS[2:])
+        customer_segments = pd.DataFrame(columns=CUSTOMER_SEGMENT_COLUMNS[2:])
     frames = {"plan_lines": plan_lines, "plan_targets": targets, "forecasts": forecasts,
-              "model_metrics": metrics, "forecast_backtest": backtest}
+              "model_metrics": metrics, "forecast_backtest": backtest,
+              "segment_profiles": segment_profiles, "customer_segments": customer_segments}
     frames = {name: frame.assign(run_id=run_id) if name == "model_metrics"
               else frame.assign(run_id=run_id, plan_week=plan_week) for name, frame in frames.items()}
     counts = {"plans": 1, **{name: len(frame) for name, frame in frames.items()}}
@@ -210,8 +271,9 @@ def publish_plan(plan: dict, plan_lines: pd.DataFrame, targets: pd.DataFrame,
             _clear_staging(cur)  # a failed publish keeps no staged rows
             conn.commit()
             raise
-    log.info("Published plan %s for week %s: %d lines, %d targets, %d forecasts",
-             run_id, plan_week, len(plan_lines), len(targets), len(forecasts))
+    log.info("Published plan %s for week %s: %d lines, %d targets, %d forecasts, %d segments",
+             run_id, plan_week, len(plan_lines), len(targets), len(forecasts),
+             len(segment_profiles))
 
 
 def metrics_frame(folder: RunFolder) -> pd.DataFrame:
@@ -244,10 +306,20 @@ def backtest_frame(folder: RunFolder) -> pd.DataFrame:
     return frame
 
 
+def segment_frames(folder: RunFolder) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+    """(segment profiles, customer segments) of the run folder; (None, None) for a folder
+    written before segmentation existed, which publishes no segment rows."""
+    if not (folder.segment_profiles.exists() and folder.customer_segments.exists()):
+        return None, None
+    return (pd.read_parquet(folder.segment_profiles),
+            pd.read_parquet(folder.customer_segments, columns=CUSTOMER_SEGMENT_COLUMNS[2:]))
+
+
 def publish_run(run: Run, settings: Settings | None = None) -> dict:
-    """The publish stage: the plan files that planning wrote into the run's folder."""
+    """The publish stage: the plan and segment files that the run wrote into its folder."""
     folder = run.folder(settings)
     plan = json.loads(folder.plan.read_text())
+    profiles, customers = segment_frames(folder)
     publish_plan(
         plan,
         plan_lines=pd.read_parquet(folder.plan_lines),
@@ -256,5 +328,7 @@ def publish_run(run: Run, settings: Settings | None = None) -> dict:
         metrics=metrics_frame(folder),
         settings=settings,
         backtest=backtest_frame(folder),
+        segment_profiles=profiles,
+        customer_segments=customers,
     )
     return plan

@@ -31,8 +31,16 @@ alter table published.plans add column if not exists expected_cannibalization_co
 alter table published.plans add column if not exists contact_effect double precision;
 alter table published.plans add column if not exists contact_effect_weeks integer;
 alter table published.plans add column if not exists expected_contact_units double precision;
+alter table published.plans add column if not exists uplift_learned boolean;
+alter table published.plans add column if not exists uplift_rows integer;
+alter table published.plans add column if not exists uplift_weeks integer;
+alter table published.plans add column if not exists uplift_average double precision;
+comment on column published.plans.uplift_learned is 'Whether the targets were chosen by an uplift model learned on measured weeks (false: by deal proneness, before any week was measured).';
+comment on column published.plans.uplift_rows is 'Measured targets (treated and holdout) the uplift model learned from.';
+comment on column published.plans.uplift_weeks is 'Measured plan weeks the uplift model learned from.';
+comment on column published.plans.uplift_average is 'The uplift model''s average effect over the targets it learned from (the measured treated-minus-holdout purchase rate).';
 comment on column published.plans.contact_effect is 'Extra buyers per treated target that the plan counts for its contacts: the treatment-minus-holdout purchase-rate difference of the plan weeks measured before (inverse-variance pooled; 0 before any).';
-comment on column published.plans.expected_contact_units is 'Units the plan''s contacts are expected to add (contact_effect x treated targets, summed over the lines).';
+comment on column published.plans.expected_contact_units is 'Incremental buyers (one unit each) the plan''s contacts are expected to add: the sum of the treated targets'' uplift when it was learned, else contact_effect x treated targets.';
 comment on column published.plans.spend_at_confidence is 'Spend the plan stays within at budget_confidence: P50 spend plus z times the standard deviation of its sum (from the lines'' P10-P90).';
 comment on column published.plans.expected_incremental_profit is 'Net of the post-promotion dip in the next weeks and of the category siblings'' lost profit (the program''s objective).';
 comment on column published.plans.solver_status is 'HiGHS model status of the discount program (Optimal, Time limit reached, ...).';
@@ -67,7 +75,7 @@ alter table published.plan_lines add column if not exists dip_cost double precis
 alter table published.plan_lines add column if not exists cannibalized_units double precision not null default 0;
 alter table published.plan_lines add column if not exists cannibalization_cost double precision not null default 0;
 alter table published.plan_lines add column if not exists contact_units double precision not null default 0;
-comment on column published.plan_lines.contact_units is 'Units the line''s contacts are expected to add (measured effect x treated targets); included in units_p10/p50/p90 and expected_units.';
+comment on column published.plan_lines.contact_units is 'Units the line''s contacts are expected to add (the sum of its treated targets'' uplift; before an uplift is learned, the measured effect x treated targets); included in units_p10/p50/p90 and expected_units.';
 comment on column published.plan_lines.promotion_cost_p90 is 'Discount given away if the line sells its P90 units (stock-capped).';
 comment on column published.plan_lines.dip_units is 'Units the promotion takes from the product''s next weeks (post-promotion dip), forecast.';
 comment on column published.plan_lines.cannibalized_units is 'Units the category siblings lose to this promotion, forecast (before the category cap).';
@@ -83,6 +91,8 @@ create table if not exists published.plan_targets (
     channel      text not null,
     primary key (run_id, product_id, customer_id)
 );
+alter table published.plan_targets add column if not exists uplift double precision not null default 0;
+comment on column published.plan_targets.uplift is 'Extra chance that a contact makes the customer buy the product (the uplift model''s estimate; 0 before any measured week): the audience is the candidates with the highest.';
 
 create table if not exists published.forecasts (
     run_id          text not null references published.plans (run_id) on delete cascade,
@@ -130,6 +140,85 @@ create table if not exists published.forecast_backtest (
 );
 comment on table published.forecast_backtest is 'Rolling-origin backtest of the forecaster (model, seasonal_naive, lightgbm): one row per forecast week (YYYY-MM-DD) and model, and week_start = ''overall'' over all of them.';
 
+-- Customer segments of the run's plan week (spark_jobs.customer_segments): one row per profiled
+-- customer and one per segment. No personal attributes (region, age, signup date) are published.
+create table if not exists published.segment_profiles (
+    run_id                    text not null references published.plans (run_id) on delete cascade,
+    plan_week                 date not null,
+    segment_id                integer not null,
+    segment_name              text not null,
+    customers                 integer not null,
+    share                     double precision not null,
+    avg_monetary_value_52w    double precision not null,
+    avg_frequency_orders_52w  double precision not null,
+    avg_basket_units          double precision not null,
+    promo_share               double precision not null,
+    promo_depth               double precision not null,
+    avg_price_index           double precision,
+    price_tier                text,
+    web_share                 double precision not null,
+    app_share                 double precision not null,
+    store_share               double precision not null,
+    top_categories            text not null,
+    new_share                 double precision not null,
+    active_share              double precision not null,
+    lapsing_share             double precision not null,
+    churned_share             double precision not null,
+    centroid                  double precision[],
+    centroid_features         text[],
+    primary key (run_id, segment_id)
+);
+comment on table published.segment_profiles is 'One row per customer segment of a plan week: its size and mean profile over the 52 weeks before the plan week. Segment ids are matched week to week by centroid, so an id names the same group of customers over time; segment 0 holds the customers without purchases in the 52 weeks.';
+comment on column published.segment_profiles.run_id is 'The run that wrote the segments (and the plan of the week).';
+comment on column published.segment_profiles.plan_week is 'Monday of the plan week; profiles use only order lines of the weeks before it.';
+comment on column published.segment_profiles.segment_id is 'Segment id, stable across weeks of a dataset (matched by centroid); 0 = no purchases in the 52 weeks before the plan week.';
+comment on column published.segment_profiles.segment_name is 'Readable name from the segment''s profile against the mean of the clustered customers (deal-driven, occasional, high-value, frequent, premium; leading channel).';
+comment on column published.segment_profiles.customers is 'Customers in the segment.';
+comment on column published.segment_profiles.share is 'Share of all profiled customers (segment 0 included) in the segment.';
+comment on column published.segment_profiles.avg_monetary_value_52w is 'Mean net revenue per customer in the 52 weeks before the plan week (returns subtract).';
+comment on column published.segment_profiles.avg_frequency_orders_52w is 'Mean purchase orders per customer in the 52 weeks.';
+comment on column published.segment_profiles.avg_basket_units is 'Mean of the customers'' units per purchase order.';
+comment on column published.segment_profiles.promo_share is 'Mean of the customers'' share of units bought on promotion.';
+comment on column published.segment_profiles.promo_depth is 'Mean of the customers'' average discount depth of the promoted units they bought (0 for none).';
+comment on column published.segment_profiles.avg_price_index is 'Mean of the customers'' paid unit price over the category''s average list price (1 = a typical unit at full price); null for segment 0.';
+comment on column published.segment_profiles.price_tier is 'budget (avg_price_index < 0.85), mid (< 1.05) or premium; null for segment 0.';
+comment on column published.segment_profiles.web_share is 'Mean of the customers'' share of purchase orders placed on the web.';
+comment on column published.segment_profiles.app_share is 'Mean of the customers'' share of purchase orders placed in the app.';
+comment on column published.segment_profiles.store_share is 'Mean of the customers'' share of purchase orders placed in a store.';
+comment on column published.segment_profiles.top_categories is 'The three categories with the highest mean unit share, with that share (e.g. ''home 15%, toys 12%, books 9%'').';
+comment on column published.segment_profiles.new_share is 'Share of the segment''s customers who signed up in the 8 weeks before the plan week.';
+comment on column published.segment_profiles.active_share is 'Share of the segment''s customers (not new) with a purchase in the 4 weeks before the plan week.';
+comment on column published.segment_profiles.lapsing_share is 'Share of the segment''s customers (not new) whose last purchase was 4 to 13 weeks before the plan week.';
+comment on column published.segment_profiles.churned_share is 'Share of the segment''s customers (not new) without a purchase for 13 weeks or more, or ever.';
+comment on column published.segment_profiles.centroid is 'The cluster centre in profile units (see centroid_features), used to match the next week''s segments to this one''s ids; null for segment 0.';
+comment on column published.segment_profiles.centroid_features is 'Names of the centroid''s dimensions: log1p orders, log1p spend, promo share, channel shares, log1p basket units, then category:<name> unit shares.';
+
+create table if not exists published.customer_segments (
+    run_id       text not null references published.plans (run_id) on delete cascade,
+    plan_week    date not null,
+    customer_id  bigint not null,
+    segment_id   integer not null,
+    lifecycle    text not null check (lifecycle in ('new', 'active', 'lapsing', 'churned')),
+    primary key (run_id, customer_id),
+    foreign key (run_id, segment_id) references published.segment_profiles (run_id, segment_id)
+        on delete cascade
+);
+comment on table published.customer_segments is 'Each profiled customer''s segment and lifecycle stage as of the plan week (customers who signed up or bought before it).';
+comment on column published.customer_segments.run_id is 'The run that wrote the segments (and the plan of the week).';
+comment on column published.customer_segments.plan_week is 'Monday of the plan week; the segment uses only order lines of the weeks before it.';
+comment on column published.customer_segments.customer_id is 'The customer (an id only; no personal attributes are published).';
+comment on column published.customer_segments.segment_id is 'The customer''s segment (published.segment_profiles); 0 = no purchases in the 52 weeks before the plan week.';
+comment on column published.customer_segments.lifecycle is 'new (signed up in the 8 weeks before the plan week), else active (a purchase in the 4 weeks before), lapsing (last purchase 4 to 13 weeks before) or churned (none for 13 weeks or more, or never).';
+
+-- the latest plan week's segments (as current_plan, without depending on that view)
+create or replace view published.current_segment_profiles as
+    select s.* from published.segment_profiles s
+    where s.plan_week = (select max(plan_week) from published.plans);
+
+create or replace view published.current_customer_segments as
+    select c.* from published.customer_segments c
+    where c.plan_week = (select max(plan_week) from published.plans);
+
 -- Write-audit-publish staging: a run's rows land here first, are audited in SQL, then moved to
 -- published in one transaction and removed. Unlogged (scratch data) and without keys or checks,
 -- so that the audit, not a constraint error, reports a bad row. BI cannot read this schema.
@@ -142,6 +231,13 @@ alter table published_staging.plans add column if not exists spend_at_confidence
 alter table published_staging.plans add column if not exists budget_confidence double precision;
 alter table published_staging.plans add column if not exists expected_dip_cost double precision;
 alter table published_staging.plans add column if not exists expected_cannibalization_cost double precision;
+alter table published_staging.plans add column if not exists contact_effect double precision;
+alter table published_staging.plans add column if not exists contact_effect_weeks integer;
+alter table published_staging.plans add column if not exists expected_contact_units double precision;
+alter table published_staging.plans add column if not exists uplift_learned boolean;
+alter table published_staging.plans add column if not exists uplift_rows integer;
+alter table published_staging.plans add column if not exists uplift_weeks integer;
+alter table published_staging.plans add column if not exists uplift_average double precision;
 create unlogged table if not exists published_staging.plan_lines (like published.plan_lines including defaults);
 alter table published_staging.plan_lines add column if not exists promotion_cost_p90 double precision not null default 0;
 alter table published_staging.plan_lines add column if not exists dip_units double precision not null default 0;
@@ -149,9 +245,12 @@ alter table published_staging.plan_lines add column if not exists dip_cost doubl
 alter table published_staging.plan_lines add column if not exists cannibalized_units double precision not null default 0;
 alter table published_staging.plan_lines add column if not exists cannibalization_cost double precision not null default 0;
 create unlogged table if not exists published_staging.plan_targets (like published.plan_targets);
+alter table published_staging.plan_targets add column if not exists uplift double precision not null default 0;
 create unlogged table if not exists published_staging.forecasts (like published.forecasts);
 create unlogged table if not exists published_staging.model_metrics (like published.model_metrics);
 create unlogged table if not exists published_staging.forecast_backtest (like published.forecast_backtest);
+create unlogged table if not exists published_staging.segment_profiles (like published.segment_profiles);
+create unlogged table if not exists published_staging.customer_segments (like published.customer_segments);
 
 -- A synthetic market's plans scored on its ground truth (python -m scoring.score), one row per
 -- policy: the plan, no promotion, a simple rule and the oracle.

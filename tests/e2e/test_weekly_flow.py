@@ -102,6 +102,8 @@ PUBLISHED_TABLES = {
     "plan_targets": "product_id, customer_id",
     "forecasts": "product_id, discount_depth",
     "model_metrics": "model, metric",
+    "segment_profiles": "segment_id",
+    "customer_segments": "customer_id",
 }
 
 
