@@ -34,7 +34,7 @@ from local.runner import DAG_ID, VENV_BIN, _timed, prepare_airflow, run_weekly
 from promoflow.logs import setup_logging
 from promoflow.run import RunConfigError, add_cli_arguments, params_from_cli
 from promoflow.settings import Settings, get_settings
-from promoflow.warehouse import engine
+from promoflow.warehouse import connect, engine
 
 log = logging.getLogger("local.loop")
 
@@ -129,6 +129,23 @@ def targeting_lines(rows: list[dict]) -> list[str]:
     return lines
 
 
+def forget_published(dataset: str, settings: Settings) -> None:
+    """Remove what an earlier loop published for the dataset: its plans (their lines, targets,
+    results and experiments go with them) and measurements. A fresh market is a new history;
+    the next plans must not learn from the weeks of an earlier one."""
+    with connect(settings) as conn, conn.cursor() as cur:
+        cur.execute("select to_regclass('published.plans')")
+        if cur.fetchone()[0] is None:
+            return
+        for table in ("plan_results", "experiment_results", "forecast_accuracy"):
+            cur.execute("select to_regclass(%s)", (f"published.{table}",))
+            if cur.fetchone()[0] is not None:
+                cur.execute(f"delete from published.{table} where dataset = %s", (dataset,))
+        cur.execute("delete from published.plans where dataset = %s", (dataset,))
+        log.info("Forgot %d published plans of the earlier %s market", cur.rowcount, dataset)
+        conn.commit()
+
+
 def run_loop(preset: str, weeks: int, seed: int, extra: dict, settings: Settings
              ) -> tuple[pd.DataFrame, list[dict]]:
     from measurement.measure import measure_dataset
@@ -142,6 +159,7 @@ def run_loop(preset: str, weeks: int, seed: int, extra: dict, settings: Settings
     started = time.time()
     generate(preset, settings.landing_dir / dataset, settings.ground_truth_dir / dataset,
              seed=seed, history_end=history_end)
+    forget_published(dataset, settings)
     log.info("Loop market %s (preset %s, seed %d): history to %s, %d plan weeks", dataset,
              preset, seed, history_end, weeks)
     env, targeting = None, []

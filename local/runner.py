@@ -146,6 +146,7 @@ def published_summary(settings: Settings, plan_week: str | None = None) -> dict:
                     f"expected_incremental_revenue, expected_incremental_profit, published_at, "
                     f"solver_status, mip_gap, spend_at_confidence, budget_confidence, "
                     f"expected_dip_cost, expected_cannibalization_cost, "
+                    f"expected_contact_units, uplift_learned, "
                     f"plan_week = (select max(plan_week) from published.plans) "
                     f"from published.plans where {where} order by published_at desc limit 1",
                     (plan_week,) if plan_week else None)
@@ -155,7 +156,8 @@ def published_summary(settings: Settings, plan_week: str | None = None) -> dict:
         keys = ["run_id", "plan_week", "budget", "products_promoted", "promotion_cost",
                 "expected_incremental_revenue", "expected_incremental_profit", "published_at",
                 "solver_status", "mip_gap", "spend_at_confidence", "budget_confidence",
-                "expected_dip_cost", "expected_cannibalization_cost", "current"]
+                "expected_dip_cost", "expected_cannibalization_cost", "expected_contact_units",
+                "uplift_learned", "current"]
         plan = dict(zip(keys, row))
         cur.execute("select l.product_id, l.product_name, l.category, l.discount_depth, "
                     "l.expected_incremental_profit from published.plan_lines l "
