@@ -93,20 +93,24 @@ def compare(run_id: str, settings: Settings | None = None) -> list[TargetingScor
     score = pd.Series(model.predict(snap.reset_index()), index=snap.index)
     expected = pd.Series(model.expected(snap.reset_index()), index=snap.index)
     margin = (lines["promo_price"] - lines["unit_cost"]).set_axis(lines["product_id"])
+    chosen = {policy: target_customers(lines, recommendations, customers, run.plan_week,
+                                       params.audience_size, params.holdout_fraction,
+                                       params.seed, consents,
+                                       uplift=score if policy == "uplift" else None)
+              for policy in POLICIES}
+    treated = {policy: t[t["assignment"] == "treatment"] for policy, t in chosen.items()}
+    # the truth of every target either policy treats, valued once
+    effects = true_effects(pd.concat(treated.values()).drop_duplicates(
+        ["product_id", "customer_id"]), lines, run, s)
     out = []
-    for policy in POLICIES:
-        targets = target_customers(lines, recommendations, customers, run.plan_week,
-                                   params.audience_size, params.holdout_fraction, params.seed,
-                                   consents, uplift=score if policy == "uplift" else None)
-        treated = targets[targets["assignment"] == "treatment"]
-        effects = true_effects(treated, lines, run, s)
-        keys = pd.MultiIndex.from_frame(treated[["product_id", "customer_id"]])
+    for policy, targets in treated.items():
+        keys = pd.MultiIndex.from_frame(targets[["product_id", "customer_id"]])
         effect = effects["true_effect"].reindex(keys).fillna(0.0).to_numpy()
         out.append(TargetingScore(
-            policy, len(treated),
-            round(float(treated["customer_id"].map(expected).fillna(0.0).sum()), 2),
+            policy, len(targets),
+            round(float(targets["customer_id"].map(expected).fillna(0.0).sum()), 2),
             round(float(effect.sum()), 2),
-            round(float((effect * treated["product_id"].map(margin).to_numpy()).sum()), 2),
+            round(float((effect * targets["product_id"].map(margin).to_numpy()).sum()), 2),
             round(float(effects["q"].reindex(keys).fillna(0.0).mean()), 5)))
     log.info("Targeting of run %s (uplift %s): %s", run_id,
              "learned" if model.learned else "prior", [asdict(o) for o in out])
