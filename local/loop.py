@@ -16,7 +16,7 @@ Printed per week: planned vs realized incremental profit of the plan lines, with
 over the lines), the measured treatment effect on the purchase rate with its 95% interval next
 to the true contact effect, and the forecast's WAPE. Then, per plan week, targeting by uplift
 against targeting by propensity at the same audience size, valued with the truth
-(scoring/targeting.py).
+(scoring/targeting.py), and the personal offers' expected and true incremental profit.
 """
 
 from __future__ import annotations
@@ -129,6 +129,19 @@ def targeting_lines(rows: list[dict]) -> list[str]:
     return lines
 
 
+def offer_lines(rows: list[dict]) -> list[str]:
+    """Per plan week: the personal offers, expected by the plan and in truth (each against the
+    plain contact at the public price)."""
+    lines = [("week        offers  recipients  spend (expected / true)  "
+             "incremental profit (expected / true)")]
+    for row in rows:
+        o = row["offers"]
+        lines.append(f"{row['plan_week']}  {o.offers:>6}  {o.recipients:>10}  "
+                     f"{o.expected_spend:>10,.0f} / {o.true_spend:<10,.0f}  "
+                     f"{o.expected_incremental_profit:>17,.0f} / {o.true_incremental_profit:<,.0f}")
+    return lines
+
+
 def forget_published(dataset: str, settings: Settings) -> None:
     """Remove what an earlier loop published for the dataset: its plans (their lines, targets,
     results and experiments go with them) and measurements. A fresh market is a new history;
@@ -150,7 +163,7 @@ def run_loop(preset: str, weeks: int, seed: int, extra: dict, settings: Settings
              ) -> tuple[pd.DataFrame, list[dict]]:
     from measurement.measure import measure_dataset
     from scoring.segments import published_segments, score_segments
-    from scoring.targeting import compare
+    from scoring.targeting import compare, score_offers
     from sources.synthetic.generate import generate
     from sources.synthetic.simulate import simulate_run
 
@@ -173,7 +186,8 @@ def run_loop(preset: str, weeks: int, seed: int, extra: dict, settings: Settings
         targeting.append({"plan_week": plan["plan_week"], "learned": plan["uplift_learned"],
                           "scores": compare(plan["run_id"], settings),
                           "ari": score_segments(segments, settings.ground_truth_dir / dataset)[
-                              "ari"], "segments": sorted(segments["segment_id"].unique())})
+                              "ari"], "segments": sorted(segments["segment_id"].unique()),
+                          "offers": score_offers(plan["run_id"], settings)})
         summary = simulate_run(plan["run_id"], settings)
         log.info("Week %d of %d (%s) simulated: %s units, %s contact purchases (%.0f s so far)",
                  k + 1, weeks, summary["plan_week"], summary["units_sold"],
@@ -208,7 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(["", (f"Closed loop on {args.preset}_loop ({DAG_ID} + promo_measure), "
                      "measured vs true:"), *table_lines(table), f"table: {out}", "",
                      "Targeting at the same audience size, valued with the truth:",
-                     *targeting_lines(targeting), ""]))
+                     *targeting_lines(targeting), "",
+                     "Personal offers, valued with the truth:", *offer_lines(targeting), ""]))
     return 0
 
 

@@ -146,7 +146,8 @@ def published_summary(settings: Settings, plan_week: str | None = None) -> dict:
                     f"expected_incremental_revenue, expected_incremental_profit, published_at, "
                     f"solver_status, mip_gap, spend_at_confidence, budget_confidence, "
                     f"expected_dip_cost, expected_cannibalization_cost, "
-                    f"expected_contact_units, uplift_learned, "
+                    f"expected_contact_units, uplift_learned, offers, offer_recipients, "
+                    f"offer_cost, expected_offer_profit, "
                     f"plan_week = (select max(plan_week) from published.plans) "
                     f"from published.plans where {where} order by published_at desc limit 1",
                     (plan_week,) if plan_week else None)
@@ -157,7 +158,8 @@ def published_summary(settings: Settings, plan_week: str | None = None) -> dict:
                 "expected_incremental_revenue", "expected_incremental_profit", "published_at",
                 "solver_status", "mip_gap", "spend_at_confidence", "budget_confidence",
                 "expected_dip_cost", "expected_cannibalization_cost", "expected_contact_units",
-                "uplift_learned", "current"]
+                "uplift_learned", "offers", "offer_recipients", "offer_cost",
+                "expected_offer_profit", "current"]
         plan = dict(zip(keys, row))
         cur.execute("select l.product_id, l.product_name, l.category, l.discount_depth, "
                     "l.expected_incremental_profit from published.plan_lines l "
@@ -230,6 +232,10 @@ def print_summary(plan: dict, settings: Settings) -> None:
          f"{100 * (plan['mip_gap'] or 0):.2f}%"),
         (f"  customers targeted:            {plan['targets'].get('treatment', 0)} treatment, "
         f"{plan['targets'].get('holdout', 0)} holdout"),
+        (f"  personal offers:               {plan['offers'] or 0} (product, segment) coupons to "
+         f"{plan['offer_recipients'] or 0} treated targets, extra discount "
+         f"{plan['offer_cost'] or 0:,.2f}, expected incremental profit "
+         f"{plan['expected_offer_profit'] or 0:,.2f} (published.plan_offers)"),
         "  top lines (product, category, discount, expected incremental profit):",
     ]
     for product_id, name, category, depth, profit in plan["top_lines"]:

@@ -30,6 +30,7 @@ cannibalization; products left with no level are fixed at no promotion.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from statistics import NormalDist
 
@@ -72,6 +73,8 @@ class Solution:
     spend: float = 0.0  # discount given away on the P50 units
     spend_at_confidence: float = 0.0  # spend + BUDGET_Z x sd of the spend
     budget_row: float = 0.0  # the budget the last solve used (tightened for the confidence)
+    offers: pd.DataFrame | None = None  # the chosen personal offers (planning/offers.py)
+    offer_spend: float = 0.0  # their part of the spend
 
 
 def candidate_table(forecasts: pd.DataFrame, products: pd.DataFrame, params: RunParams) -> pd.DataFrame:
@@ -161,13 +164,17 @@ def _presolve(candidates: pd.DataFrame) -> pd.DataFrame:
 
 def solve(candidates: pd.DataFrame, params: RunParams, time_limit_s: float = 60.0,
           mip_rel_gap: float = MIP_REL_GAP, budget: float | None = None,
-          cannibalization_cap: float | pd.Series = CANNIBALIZATION_CAP) -> Solution:
+          cannibalization_cap: float | pd.Series = CANNIBALIZATION_CAP,
+          offers: pd.DataFrame | None = None) -> Solution:
     """Solve the MIP once (budget row = `budget`, default the run's); one row per product.
 
     The model is passed to HiGHS as arrays (a sparse matrix), not one expression per variable.
     Columns: a binary per offered promoted level, then per category a loss (money) and, where
-    the cap can bind, a binary. Rows: at most one level per product, the budget, the promotions
-    of each category, and the loss rows of each category.
+    the cap can bind, a binary, then a binary per personal offer (`offers`, planning/offers.py:
+    a coupon for one segment on a promoted level). Rows: at most one level per product, the
+    budget (the offers' spend included), the promotions of each category, the loss rows of each
+    category, and per level and segment: its offers at most the level's binary (an offer only
+    on the chosen level, one coupon depth per segment).
     """
     import highspy
 
@@ -178,7 +185,9 @@ def solve(candidates: pd.DataFrame, params: RunParams, time_limit_s: float = 60.
         chosen = _chosen_rows(candidates, offered)
         chosen["binding_constraint"] = _reasons(candidates, chosen, params, budget)
         return Solution(chosen=chosen, status="Optimal", objective=0.0, mip_gap=0.0,
-                        budget_row=budget)
+                        budget_row=budget, offers=_no_offers(offers))
+    offers = _offers_of(offered, offers)
+    n_offers = len(offers)
     # a product with one offered level needs no "one level" row: its column's bound is enough
     codes = offered["product_id"].factorize()[0]
     several = np.bincount(codes)[codes] > 1
@@ -217,16 +226,30 @@ def solve(candidates: pd.DataFrame, params: RunParams, time_limit_s: float = 60.
         (cap_row, loss_col[z_cat], np.ones(n_z)),       # loss - cap z >= 0
         (cap_row, z_col, -cap[z_cat]),
     ]
+    # the offers: columns after the loss binaries, one "offers <= level" row per level and segment
+    offer_col = n + n_cats + n_z + np.arange(n_offers)
+    link = (pd.MultiIndex.from_frame(offers[["parent", "segment_id"]]).factorize()[0]
+            if n_offers else np.zeros(0, dtype=int))
+    n_links = int(link.max()) + 1 if n_offers else 0
+    link_row = n_rows + np.arange(n_links)
+    parent_of_link = np.zeros(n_links, dtype=int)
+    parent_of_link[link] = offers["parent"].to_numpy(dtype=int)
+    triplets += [
+        (np.full(n_offers, budget_row), offer_col, offers["offer_spend"].to_numpy(dtype=float)),
+        (link_row[link], offer_col, np.ones(n_offers)),
+        (link_row, parent_of_link, -np.ones(n_links)),
+    ]
+    n_rows += n_links
     rows, columns, values = (np.concatenate(part) for part in zip(*triplets, strict=True))
-    n_cols = n + n_cats + n_z
+    n_cols = n + n_cats + n_z + n_offers
     matrix = sparse.csc_matrix((values, (rows, columns)), shape=(n_rows, n_cols))
     lower = np.concatenate([np.full(n_products, -np.inf), [-np.inf], np.full(n_cats, -np.inf),
-                            np.full(n_cats, -np.inf), np.zeros(n_z)])
+                            np.full(n_cats, -np.inf), np.zeros(n_z), np.full(n_links, -np.inf)])
     upper = np.concatenate([np.ones(n_products), [budget],
                             np.full(n_cats, float(params.max_promos_per_category)),
-                            np.zeros(n_cats), np.full(n_z, np.inf)])
+                            np.zeros(n_cats), np.full(n_z, np.inf), np.zeros(n_links)])
     cost = np.concatenate([(offered["week_incremental_profit"] - offered["dip_cost"]).to_numpy(
-        dtype=float), -np.ones(n_cats), np.zeros(n_z)])
+        dtype=float), -np.ones(n_cats), np.zeros(n_z), offers["offer_gain"].to_numpy(float)])
 
     h = highspy.Highs()
     h.setOptionValue("output_flag", False)
@@ -239,10 +262,11 @@ def solve(candidates: pd.DataFrame, params: RunParams, time_limit_s: float = 60.
     lp.sense_ = highspy.ObjSense.kMaximize
     lp.col_cost_ = cost
     lp.col_lower_ = np.zeros(n_cols)
-    lp.col_upper_ = np.concatenate([np.ones(n), np.full(n_cats, np.inf), np.ones(n_z)])
+    lp.col_upper_ = np.concatenate([np.ones(n), np.full(n_cats, np.inf), np.ones(n_z),
+                                    np.ones(n_offers)])
     lp.row_lower_, lp.row_upper_ = lower, upper
     lp.integrality_ = ([highspy.HighsVarType.kInteger] * n + [highspy.HighsVarType.kContinuous]
-                       * n_cats + [highspy.HighsVarType.kInteger] * n_z)
+                       * n_cats + [highspy.HighsVarType.kInteger] * (n_z + n_offers))
     lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
     lp.a_matrix_.start_ = matrix.indptr.astype(np.int32)
     lp.a_matrix_.index_ = matrix.indices.astype(np.int32)
@@ -267,16 +291,43 @@ def solve(candidates: pd.DataFrame, params: RunParams, time_limit_s: float = 60.
     gap = float(info.mip_gap) if np.isfinite(info.mip_gap) else 0.0
     objective = float(info.objective_function_value)
     promoted = chosen[chosen["discount_depth"] > 0]
-    spend = float(promoted["promotion_cost"].sum())
-    solution = Solution(
-        chosen=chosen, status=h.modelStatusToString(status), objective=objective,
-        mip_gap=max(gap, 0.0), spend=spend,
-        spend_at_confidence=spend + BUDGET_Z * float(np.sqrt((promoted["spend_sd"] ** 2).sum())),
-        budget_row=budget)
-    log.info("MIP %s (gap %.2g): %d products, %d offered levels, %d promoted, objective %.2f",
-             solution.status, solution.mip_gap, candidates["product_id"].nunique(), n,
-             len(promoted), solution.objective)
+    taken = offers[values[offer_col] > 0.5].drop(columns="parent").reset_index(drop=True)
+    solution = _solution(chosen, taken, status=h.modelStatusToString(status),
+                         objective=objective, mip_gap=max(gap, 0.0), budget_row=budget)
+    log.info("MIP %s (gap %.2g): %d products, %d offered levels, %d promoted, %d of %d personal "
+             "offers, objective %.2f", solution.status, solution.mip_gap,
+             candidates["product_id"].nunique(), n, len(promoted), len(taken), n_offers,
+             solution.objective)
     return solution
+
+
+def _solution(chosen: pd.DataFrame, offers: pd.DataFrame, **fields) -> Solution:
+    """A Solution with its spend (lines and offers) and the spend at BUDGET_CONFIDENCE."""
+    promoted = chosen[chosen["discount_depth"] > 0]
+    offer_spend = float(offers["offer_spend"].sum())
+    spend = float(promoted["promotion_cost"].sum()) + offer_spend
+    variance = float((promoted["spend_sd"] ** 2).sum() + (offers["offer_spend_sd"] ** 2).sum())
+    return Solution(chosen=chosen, spend=spend, spend_at_confidence=spend + BUDGET_Z
+                    * np.sqrt(variance), offers=offers, offer_spend=offer_spend, **fields)
+
+
+def _no_offers(offers: pd.DataFrame | None) -> pd.DataFrame:
+    from planning.offers import OFFER_COLUMNS
+
+    return (offers.iloc[0:0] if offers is not None else pd.DataFrame(columns=OFFER_COLUMNS))
+
+
+def _offers_of(offered: pd.DataFrame, offers: pd.DataFrame | None) -> pd.DataFrame:
+    """The offers whose level the solver is offered, with `parent`: that level's column."""
+    if offers is None or offers.empty:
+        return _no_offers(offers).assign(parent=pd.Series(dtype=int))
+    level = pd.Series(np.arange(len(offered)), index=pd.MultiIndex.from_frame(
+        offered[["product_id", "discount_depth"]].astype({"discount_depth": float}).round(6)))
+    keys = pd.MultiIndex.from_frame(
+        offers[["product_id", "discount_depth"]].astype({"discount_depth": float}).round(6))
+    parent = level.reindex(keys).to_numpy()
+    usable = ~np.isnan(parent)
+    return offers[usable].assign(parent=parent[usable].astype(int)).reset_index(drop=True)
 
 
 def _chosen_rows(candidates: pd.DataFrame, picked: pd.DataFrame) -> pd.DataFrame:
@@ -318,20 +369,24 @@ def _reasons(candidates: pd.DataFrame, chosen: pd.DataFrame, params: RunParams,
 
 def plan_discounts(forecasts: pd.DataFrame, products: pd.DataFrame, params: RunParams,
                    cannibalization_cap: float | pd.Series = CANNIBALIZATION_CAP,
-                   time_limit_s: float = 60.0, mip_rel_gap: float = MIP_REL_GAP) -> Solution:
+                   time_limit_s: float = 60.0, mip_rel_gap: float = MIP_REL_GAP,
+                   offers: Callable[[pd.DataFrame], pd.DataFrame] | None = None) -> Solution:
     """Candidates -> MIP -> one row per product (level 0 included), the budget held at
-    BUDGET_CONFIDENCE.
+    BUDGET_CONFIDENCE (the spend of the chosen personal offers included).
+
+    `offers`: the offer candidates (planning/offers.py) of the candidate table it is given.
 
     The budget row is tightened by the plan's spend margin until the plan fits. A plan's margin
     can grow as the row shrinks (more, smaller lines), so that may not settle within
     BUDGET_ROUNDS; the row is then bisected between 0 (the empty plan always fits) and the
     last row that did not fit, keeping the best plan that fits."""
     candidates = candidate_table(forecasts, products, params)
+    offer_table = offers(candidates) if offers is not None else None
     budget = float(params.budget)
 
     def attempt(row: float) -> tuple[Solution, bool]:
         solution = solve(candidates, params, time_limit_s, mip_rel_gap, budget=row,
-                         cannibalization_cap=cannibalization_cap)
+                         cannibalization_cap=cannibalization_cap, offers=offer_table)
         return solution, solution.spend_at_confidence - budget <= 1e-6 * max(budget, 1.0)
 
     row = budget

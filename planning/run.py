@@ -15,6 +15,13 @@ from planning.contacts import (
     treated_targets,
     with_contact_units,
 )
+from planning.offers import (
+    apply_cap,
+    buy_anyway,
+    deal_proneness,
+    offer_candidates,
+    offer_depths,
+)
 from planning.optimize import BUDGET_CONFIDENCE, plan_discounts
 from planning.targeting import CONSENT_COLUMNS, consented_channel, target_customers
 from planning.uplift import learn, snapshots
@@ -26,7 +33,8 @@ log = logging.getLogger(__name__)
 
 #: The run parameters a plan records (published.plans has a column for each).
 PLAN_PARAMS = ("plan_week", "dataset", "budget", "max_discount", "discount_step", "margin_floor",
-               "max_promos_per_category", "audience_size", "holdout_fraction", "seed")
+               "max_promos_per_category", "audience_size", "holdout_fraction",
+               "max_offers_per_customer", "seed")
 
 
 def load_products(settings: Settings | None = None) -> pd.DataFrame:
@@ -67,13 +75,19 @@ def make_plan(run: Run, settings: Settings | None = None) -> dict:
                               params.audience_size, params.holdout_fraction, params.seed,
                               consents, uplift)
     buyers = expected_buyers(treated, forecasts["product_id"], contact, expected)
+    raw_forecasts = forecasts
     forecasts = with_contact_units(forecasts, buyers)
+    recipients = offer_recipients(folder, treated, recommendations, contact.effect, expected)
     log.info("Contacts: %.4f extra buyers per treated target, measured over %d plan weeks "
              "(standard error %.4f); uplift %s; %.1f extra buyers expected per promoted product "
              "on average", contact.effect, contact.weeks, contact.std_error,
              "learned" if model.learned else "not learned yet (deal proneness ranks)",
              buyers.mean())
-    solution = plan_discounts(forecasts, products, params)
+    solution = plan_discounts(
+        forecasts, products, params,
+        offers=lambda table: offer_candidates(table, raw_forecasts, recipients, params)[0])
+    _, offer_rows = offer_candidates(solution.chosen, raw_forecasts, recipients, params)
+    offers, offer_rows = apply_cap(solution.offers, offer_rows, params.max_offers_per_customer)
     chosen = solution.chosen.merge(products[["product_id", "product_name"]], on="product_id",
                                    how="left")
     lines = chosen[chosen["discount_depth"] > 0].sort_values("product_id").reset_index(drop=True)
@@ -83,6 +97,10 @@ def make_plan(run: Run, settings: Settings | None = None) -> dict:
     # published: the extra purchase probability each target is expected to have from a contact
     targets["uplift"] = (targets["customer_id"].map(expected).fillna(0.0) if expected is not None
                          else 0.0)
+    targets["offer_depth"] = offer_depths(targets, offer_rows)
+    if folder.segment_profiles.exists():
+        names = pd.read_parquet(folder.segment_profiles).set_index("segment_id")["segment_name"]
+        offers["segment_name"] = offers["segment_id"].map(names)
     plan = {
         "run_id": run.run_id,
         **{name: value for name, value in params.to_dict().items() if name in PLAN_PARAMS},
@@ -90,7 +108,10 @@ def make_plan(run: Run, settings: Settings | None = None) -> dict:
         "products_promoted": len(lines),
         "promotion_cost": round(float(lines["promotion_cost"].sum()), 2),
         "expected_incremental_revenue": round(float(lines["incremental_revenue"].sum()), 2),
-        "expected_incremental_profit": round(solution.objective, 2),
+        # the objective counted the offers before the per-customer cap trimmed them
+        "expected_incremental_profit": round(
+            solution.objective - float(solution.offers["offer_gain"].sum())
+            + float(offers["offer_gain"].sum()), 2),
         "solver_status": solution.status,
         "mip_gap": solution.mip_gap,
         "spend_at_confidence": round(solution.spend_at_confidence, 2),
@@ -101,12 +122,21 @@ def make_plan(run: Run, settings: Settings | None = None) -> dict:
         "expected_contact_units": round(float(lines["contact_units"].sum()), 2),
         **model.summary(),
         "expected_cannibalization_cost": round(
-            float(lines["week_incremental_profit"].sum() - lines["dip_cost"].sum())
-            - solution.objective, 2),
+            float(lines["week_incremental_profit"].sum() - lines["dip_cost"].sum()
+                  + solution.offers["offer_gain"].sum()) - solution.objective, 2),
+        "offers": len(offers),
+        "offer_recipients": int(offers["recipients"].sum()),
+        "offer_cost": round(float(offers["offer_spend"].sum()), 2),
+        "expected_offer_profit": round(float(offers["offer_gain"].sum()), 2),
     }
     lines.to_parquet(folder.plan_lines, index=False)
     targets.to_parquet(folder.plan_targets, index=False)
+    offers.to_parquet(folder.plan_offers, index=False)
     folder.write_json(folder.plan, plan)
+    log.info("Personal offers: %d (product, segment) coupons to %d recipients (at most %d per "
+             "customer), extra discount %.2f, expected incremental profit %.2f", len(offers),
+             plan["offer_recipients"], params.max_offers_per_customer, plan["offer_cost"],
+             plan["expected_offer_profit"])
     log.info("Plan for %s: %d products promoted, cost %.2f (%.2f at %.0f%% confidence) of budget "
              "%.2f, expected net incremental profit %.2f (dip %.2f, cannibalization %.2f), %d "
              "customers targeted, %.1f incremental buyers expected from their contacts (solver "
@@ -116,3 +146,23 @@ def make_plan(run: Run, settings: Settings | None = None) -> dict:
              plan["expected_dip_cost"], plan["expected_cannibalization_cost"], len(targets),
              plan["expected_contact_units"], solution.status, solution.mip_gap)
     return plan
+
+
+def offer_recipients(folder, treated: pd.DataFrame, recommendations: pd.DataFrame,
+                     effect: float, expected: pd.Series | None) -> pd.DataFrame:
+    """The treated targets as offer recipients (planning/offers.py): their segment and its deal
+    proneness, the chance they buy anyway, their contact uplift. No segment files: none."""
+    if not (folder.customer_segments.exists() and folder.segment_profiles.exists()):
+        log.info("No customer segments in %s: no personal offers", folder.path)
+        return treated.iloc[0:0].assign(segment_id=0, rho=1.0, b=0.0, u=0.0)
+    segments = pd.read_parquet(folder.customer_segments, columns=[
+        "customer_id", "segment_id", "frequency_orders_52w", "basket_units"])
+    rho = deal_proneness(pd.read_parquet(folder.segment_profiles))
+    anyway = buy_anyway(recommendations, segments)
+    out = treated.merge(segments[["customer_id", "segment_id"]], on="customer_id", how="inner")
+    out["rho"] = out["segment_id"].map(rho).fillna(1.0)
+    out["b"] = anyway.reindex(pd.MultiIndex.from_frame(out[["product_id", "customer_id"]]))\
+        .fillna(0.0).to_numpy()
+    out["u"] = (out["customer_id"].map(expected).fillna(0.0).clip(lower=0.0)
+                if expected is not None else effect)
+    return out

@@ -35,6 +35,10 @@ MARTS_ASSET_NAME = "warehouse_marts"
 MARTS_ASSET_URI = "promoflow://warehouse/marts"
 DATASET_PATTERN = r"^[A-Za-z0-9_.-]+$"
 PLAN_WEEK_PATTERN = r"^(\d{4}-\d{2}-\d{2})?$"
+#: The recommender is evaluated on the last weeks before the plan week; the training-set stage
+#: writes the feature snapshots as of their start (plan week minus these weeks), which the
+#: evaluated model reads (docs/recommender.md).
+RECOMMENDER_HOLDOUT_WEEKS = 4
 
 
 class RunConfigError(ValueError):
@@ -91,6 +95,9 @@ class RunParams:
     holdout_fraction: float = _param(
         0.1, "Share of targeted customers kept untreated to measure uplift.",
         "e.g. 0.1 keeps 10% of targeted customers untreated", low=0, high=0.5)
+    max_offers_per_customer: int = _param(
+        2, "At most this many personal (coupon) offers per customer in a week; 0: no offers.",
+        "offers per customer per week, 0 for none", low=0, high=100)
     epochs: int = _param(0, "Training epochs per model; 0 keeps each model's default.",
                          "0 for each model's default", low=0, high=1000)
     seed: int = _param(42, "Seed of every random choice.", "any whole number", low=0,
@@ -232,6 +239,15 @@ class RunFolder:
     def recommender_products(self) -> Path:
         return self.path / "recommender_products.parquet"
 
+    # the same snapshots as of the recommender's holdout start (stamped in event_timestamp)
+    @property
+    def recommender_customers_at_holdout(self) -> Path:
+        return self.path / "recommender_customers_at_holdout.parquet"
+
+    @property
+    def recommender_products_at_holdout(self) -> Path:
+        return self.path / "recommender_products_at_holdout.parquet"
+
     # model outputs (training)
     @property
     def forecasts(self) -> Path:
@@ -266,6 +282,10 @@ class RunFolder:
     @property
     def plan_targets(self) -> Path:
         return self.path / "plan_targets.parquet"
+
+    @property
+    def plan_offers(self) -> Path:
+        return self.path / "plan_offers.parquet"
 
     def read_run(self) -> Run:
         if not self.run_file.exists():

@@ -4,8 +4,9 @@
    tables `published_staging.*` are emptied (a killed run may have left rows) and the run's rows
    are copied into them; this transaction commits.
 2. Audit: SQL checks on the staged rows (see AUDITS): row counts match the frames, no duplicate
-   keys, discounts within the run's max discount, promotion cost within budget, margin floor
-   respected, no customer both treatment and holdout for a product, targets only for promoted
+   keys, discounts within the run's max discount, promotion cost within budget (with the
+   personal offers' spend too), margin floor respected (by the offers' prices too, which sit on
+   promoted lines), no customer both treatment and holdout for a product, targets only for promoted
    products, every segmented customer in a profiled segment whose size matches, known lifecycle
    stages. A failure raises PublishAuditError naming the check, empties staging and leaves
    `published` untouched.
@@ -49,6 +50,7 @@ PLAN_COLUMNS = [
     "budget_confidence", "expected_dip_cost", "expected_cannibalization_cost",
     "contact_effect", "contact_effect_weeks", "expected_contact_units",
     "uplift_learned", "uplift_rows", "uplift_weeks", "uplift_average",
+    "max_offers_per_customer", "offers", "offer_recipients", "offer_cost", "expected_offer_profit",
 ]
 PLAN_LINE_COLUMNS = [
     "run_id", "plan_week", "product_id", "product_name", "category", "list_price", "unit_cost",
@@ -61,7 +63,7 @@ PLAN_LINE_COLUMNS = [
 LATER_LINE_COLUMNS = ["promotion_cost_p90", "dip_units", "dip_cost", "cannibalized_units",
                       "cannibalization_cost", "contact_units"]
 TARGET_COLUMNS = ["run_id", "plan_week", "product_id", "customer_id", "score", "rank",
-                  "assignment", "channel", "uplift"]
+                  "assignment", "channel", "uplift", "offer_depth"]
 FORECAST_COLUMNS = ["run_id", "plan_week", "product_id", "discount_depth", "units_p10",
                     "units_p50", "units_p90"]
 METRIC_COLUMNS = ["run_id", "model", "metric", "model_value", "baseline", "baseline_value"]
@@ -74,6 +76,12 @@ SEGMENT_PROFILE_COLUMNS = [
     "top_categories", "new_share", "active_share", "lapsing_share", "churned_share", "centroid",
     "centroid_features",
 ]
+OFFER_COLUMNS = ["run_id", "plan_week", "product_id", "segment_id", "segment_name",
+                 "discount_depth", "offer_depth", "offer_price", "recipients",
+                 "expected_redemptions", "expected_incremental_units", "offer_spend",
+                 "offer_spend_sd", "offer_gain"]
+OFFER_TABLE_COLUMNS = OFFER_COLUMNS[:-3] + ["expected_spend", "expected_spend_sd",
+                                            "expected_incremental_profit"]
 #: what BI reads of a customer: an id, the segment and the lifecycle stage, nothing personal
 CUSTOMER_SEGMENT_COLUMNS = ["run_id", "plan_week", "customer_id", "segment_id", "lifecycle"]
 #: list columns of the segment profiles, copied as PostgreSQL arrays
@@ -85,6 +93,7 @@ TABLES = {
                    [c.replace("incremental_", "expected_incremental_") for c in PLAN_LINE_COLUMNS],
                    "product_id"),
     "plan_targets": (TARGET_COLUMNS, TARGET_COLUMNS, "product_id, customer_id"),
+    "plan_offers": (OFFER_COLUMNS, OFFER_TABLE_COLUMNS, "product_id, segment_id"),
     "forecasts": (FORECAST_COLUMNS, FORECAST_COLUMNS, "product_id, discount_depth"),
     "model_metrics": (METRIC_COLUMNS, METRIC_COLUMNS, "model, metric"),
     "forecast_backtest": (BACKTEST_COLUMNS, BACKTEST_COLUMNS, "week_start, model"),
@@ -133,6 +142,22 @@ AUDITS = [
       f"(select 1 from {_S}.plan_lines l where l.run_id = t.run_id "
       "and l.product_id = t.product_id and l.discount_depth > 0) order by 1 limit 1"),
      "customers are targeted for product {0}, which the plan does not promote"),
+    ("offers within the budget",
+     (f"select p.promotion_cost + coalesce(sum(o.expected_spend), 0), p.budget "
+      f"from {_S}.plans p left join {_S}.plan_offers o using (run_id) "
+      "where p.run_id = %(run_id)s group by p.budget, p.promotion_cost "
+      "having p.promotion_cost + coalesce(sum(o.expected_spend), 0) > p.budget + 1e-6"),
+     "the lines and personal offers spend {0:.2f}, more than the budget {1:.2f}"),
+    ("offers on promoted lines above the margin floor",
+     (f"select o.product_id, o.segment_id, o.offer_price, l.unit_cost from {_S}.plan_offers o "
+      f"join {_S}.plans p using (run_id) left join {_S}.plan_lines l "
+      "on l.run_id = o.run_id and l.product_id = o.product_id "
+      "where o.run_id = %(run_id)s and (l.product_id is null "
+      "or abs(l.discount_depth - o.discount_depth) > 1e-9 or o.offer_depth > p.max_discount + 1e-9 "
+      "or not (o.offer_price > 0 and o.offer_price - l.unit_cost "
+      ">= (p.margin_floor - 1e-9) * o.offer_price)) order by 1, 2 limit 1"),
+     ("the offer on product {0} to segment {1} at {2} (unit cost {3}) is not on a promoted "
+      "line within max_discount and the margin floor")),
     ("valid lifecycle",
      (f"select customer_id, lifecycle from {_S}.customer_segments where run_id = %(run_id)s "
       "and lifecycle not in ('new', 'active', 'lapsing', 'churned') order by 1 limit 1"),
@@ -203,7 +228,9 @@ def _write_staging(cur, plan: dict, frames: dict[str, pd.DataFrame]) -> None:
         **{c: 0.0 for c in LATER_LINE_COLUMNS if c not in lines.columns}),
         # a run folder written before targets had an uplift, or without one, publishes 0
         "plan_targets": targets.assign(
-            uplift=targets.get("uplift", pd.Series(0.0, index=targets.index)).fillna(0.0))}
+            uplift=targets.get("uplift", pd.Series(0.0, index=targets.index)).fillna(0.0),
+            offer_depth=targets.get("offer_depth", pd.Series(float("nan"), index=targets.index))),
+        "plan_offers": frames["plan_offers"].reindex(columns=OFFER_COLUMNS)}
     for table, (columns, target_columns, _) in TABLES.items():
         copy_frame(cur, f"{STAGING}.{table}", frames[table], columns, target_columns)
 
@@ -241,7 +268,8 @@ def publish_plan(plan: dict, plan_lines: pd.DataFrame, targets: pd.DataFrame,
                  settings: Settings | None = None,
                  backtest: pd.DataFrame | None = None,
                  segment_profiles: pd.DataFrame | None = None,
-                 customer_segments: pd.DataFrame | None = None) -> None:
+                 customer_segments: pd.DataFrame | None = None,
+                 offers: pd.DataFrame | None = None) -> None:
     """Replace the plan of `plan['plan_week']` with this run's rows, all or nothing (without
     segment frames, the week has no segment rows)."""
     ensure_schema(settings)
@@ -251,7 +279,10 @@ def publish_plan(plan: dict, plan_lines: pd.DataFrame, targets: pd.DataFrame,
     if segment_profiles is None or customer_segments is None:
         segment_profiles = pd.DataFrame(columns=SEGMENT_PROFILE_COLUMNS[2:])
         customer_segments = pd.DataFrame(columns=CUSTOMER_SEGMENT_COLUMNS[2:])
-    frames = {"plan_lines": plan_lines, "plan_targets": targets, "forecasts": forecasts,
+    if offers is None:
+        offers = pd.DataFrame(columns=OFFER_COLUMNS[2:])
+    frames = {"plan_lines": plan_lines, "plan_targets": targets, "plan_offers": offers,
+              "forecasts": forecasts,
               "model_metrics": metrics, "forecast_backtest": backtest,
               "segment_profiles": segment_profiles, "customer_segments": customer_segments}
     frames = {name: frame.assign(run_id=run_id) if name == "model_metrics"
@@ -330,5 +361,6 @@ def publish_run(run: Run, settings: Settings | None = None) -> dict:
         backtest=backtest_frame(folder),
         segment_profiles=profiles,
         customer_segments=customers,
+        offers=pd.read_parquet(folder.plan_offers) if folder.plan_offers.exists() else None,
     )
     return plan

@@ -219,6 +219,45 @@ create or replace view published.current_customer_segments as
     select c.* from published.customer_segments c
     where c.plan_week = (select max(plan_week) from published.plans);
 
+-- Personal offers of the run's plan (planning/offers.py): a coupon deeper than the public
+-- price for the treated targets of one segment on one promoted product.
+alter table published.plans add column if not exists max_offers_per_customer integer;
+alter table published.plans add column if not exists offers integer;
+alter table published.plans add column if not exists offer_recipients integer;
+alter table published.plans add column if not exists offer_cost double precision;
+alter table published.plans add column if not exists expected_offer_profit double precision;
+comment on column published.plans.offer_cost is 'Extra discount the personal offers are expected to give away (within the budget, with the lines).';
+comment on column published.plans.expected_offer_profit is 'Incremental profit the personal offers are expected to add over the plain contacts (included in expected_incremental_profit).';
+alter table published.plan_targets add column if not exists offer_depth double precision;
+comment on column published.plan_targets.offer_depth is 'The personal (coupon) discount depth the treated target is offered; null: the public price (the holdout never gets one).';
+
+create table if not exists published.plan_offers (
+    run_id                       text not null references published.plans (run_id) on delete cascade,
+    plan_week                    date not null,
+    product_id                   bigint not null,
+    segment_id                   integer not null,
+    segment_name                 text,
+    discount_depth               double precision not null,
+    offer_depth                  double precision not null check (offer_depth > discount_depth),
+    offer_price                  numeric(12, 2) not null,
+    recipients                   integer not null check (recipients > 0),
+    expected_redemptions         double precision not null,
+    expected_incremental_units   double precision not null,
+    expected_spend               double precision not null,
+    expected_spend_sd            double precision not null,
+    expected_incremental_profit  double precision not null,
+    primary key (run_id, product_id, segment_id)
+);
+comment on table published.plan_offers is 'Personal offers: the treated targets of a segment get the promoted product at offer_depth instead of the public discount_depth.';
+comment on column published.plan_offers.recipients is 'Treated targets of the product in the segment who get the coupon (after the per-customer cap).';
+comment on column published.plan_offers.expected_redemptions is 'Recipients expected to buy the product at the offer price.';
+comment on column published.plan_offers.expected_incremental_units is 'Units the coupon is expected to add over the plain contact at the public price.';
+comment on column published.plan_offers.expected_spend is 'Extra discount the coupon is expected to give away over the public price.';
+comment on column published.plan_offers.expected_incremental_profit is 'Profit the coupon is expected to add over the plain contact at the public price (the segment''s estimated price response).';
+
+create or replace view published.current_plan_offers as
+    select o.* from published.plan_offers o join published.current_plan p using (run_id);
+
 -- Write-audit-publish staging: a run's rows land here first, are audited in SQL, then moved to
 -- published in one transaction and removed. Unlogged (scratch data) and without keys or checks,
 -- so that the audit, not a constraint error, reports a bad row. BI cannot read this schema.
@@ -251,6 +290,13 @@ create unlogged table if not exists published_staging.model_metrics (like publis
 create unlogged table if not exists published_staging.forecast_backtest (like published.forecast_backtest);
 create unlogged table if not exists published_staging.segment_profiles (like published.segment_profiles);
 create unlogged table if not exists published_staging.customer_segments (like published.customer_segments);
+alter table published_staging.plans add column if not exists max_offers_per_customer integer;
+alter table published_staging.plans add column if not exists offers integer;
+alter table published_staging.plans add column if not exists offer_recipients integer;
+alter table published_staging.plans add column if not exists offer_cost double precision;
+alter table published_staging.plans add column if not exists expected_offer_profit double precision;
+alter table published_staging.plan_targets add column if not exists offer_depth double precision;
+create unlogged table if not exists published_staging.plan_offers (like published.plan_offers);
 
 -- A synthetic market's plans scored on its ground truth (python -m scoring.score), one row per
 -- policy: the plan, no promotion, a simple rule and the oracle.

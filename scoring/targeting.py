@@ -2,6 +2,8 @@
 
     python -m scoring.targeting [--dataset demo] [--run-id ID]
 
+Also values the plan's personal offers (`score_offers`) with the same truth.
+
 For a plan of a synthetic market, two policies choose the customers of every promoted product
 among the same candidates (the recommender's, consenting customers only), at the same audience
 size and with the same holdout draw:
@@ -71,7 +73,54 @@ def true_effects(targets: pd.DataFrame, plan_lines: pd.DataFrame, run, settings:
         landing_dir, customers, dt.datetime.combine(run.plan_week, simulate.SEND_TIME))
     contacts = simulate._contacts(np.random.default_rng(0), targets, customers, consented,
                                   products, cat_idx, depth, mean, run.plan_week)
-    return contacts.set_index(["product_id", "customer_id"])[["q", "true_effect"]]
+    return contacts.set_index(["product_id", "customer_id"])[
+        ["q", "q_offer", "b", "offer_depth", "true_effect"]]
+
+
+@dataclass(frozen=True)
+class OfferScore:
+    """A plan's personal offers: what the plan expected and what the market's truth gives."""
+
+    offers: int
+    recipients: int
+    expected_spend: float
+    true_spend: float
+    expected_incremental_profit: float
+    true_incremental_profit: float
+
+
+def score_offers(run_id: str, settings: Settings | None = None) -> OfferScore:
+    """The plan's coupons valued with the truth, each against the plain contact at the public
+    price: per recipient (b + q_e (1 - b)) x (offer price - cost) - (b + q (1 - b)) x (promo
+    price - cost), q and q_e the generator's contact response without and with the coupon (0
+    when the channel is not consented), b the chance to buy anyway. The spend likewise, with
+    the discount off the list price in place of the margin."""
+    s = settings or get_settings()
+    folder = RunFolder(s.runs_dir / run_id)
+    if not folder.plan_offers.exists():
+        raise ScoringError(f"{folder.plan_offers} does not exist: the run made no offers.")
+    run = folder.read_run()
+    offers = pd.read_parquet(folder.plan_offers)
+    targets = pd.read_parquet(folder.plan_targets)
+    lines = pd.read_parquet(folder.plan_lines).set_index("product_id")
+    holders = targets[(targets["assignment"] == "treatment") & targets["offer_depth"].notna()]
+    if holders.empty:
+        return OfferScore(len(offers), 0, 0.0, 0.0, 0.0, 0.0)
+    effects = true_effects(holders, lines.reset_index(), run, s).reindex(
+        pd.MultiIndex.from_frame(holders[["product_id", "customer_id"]]))
+    line = lines.reindex(holders["product_id"])
+    list_price, cost = line["list_price"].to_numpy(float), line["unit_cost"].to_numpy(float)
+    price_d = line["promo_price"].to_numpy(float)
+    price_e = np.round(list_price * (1 - holders["offer_depth"].to_numpy(float)), 2)
+    b, q, q_e = (effects[c].fillna(0.0).to_numpy() for c in ("b", "q", "q_offer"))
+    before, after = b + q * (1 - b), b + q_e * (1 - b)
+    reached = effects["offer_depth"].fillna(0.0).to_numpy() > 0  # a coupon reaches them
+    price_e = np.where(reached, price_e, price_d)
+    profit = after * (price_e - cost) - before * (price_d - cost)
+    spend = after * (list_price - price_e) - before * (list_price - price_d)
+    return OfferScore(len(offers), len(holders), round(float(offers["offer_spend"].sum()), 2),
+                      round(float(spend.sum()), 2), round(float(offers["offer_gain"].sum()), 2),
+                      round(float(profit.sum()), 2))
 
 
 def compare(run_id: str, settings: Settings | None = None) -> list[TargetingScore]:
@@ -138,6 +187,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run_id = args.run_id or latest_run_id(args.dataset, settings)
         print("\n".join(table_lines(compare(run_id, settings))))
+        offers = score_offers(run_id, settings)
+        print(f"    personal offers: {offers.offers} to {offers.recipients} recipients, spend "
+              f"{offers.expected_spend:,.2f} expected / {offers.true_spend:,.2f} true, "
+              f"incremental profit {offers.expected_incremental_profit:,.2f} expected / "
+              f"{offers.true_incremental_profit:,.2f} true")
     except (ScoringError, RunConfigError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -70,6 +70,10 @@ log = logging.getLogger(__name__)
 
 #: Extra purchase probability of a reached, treated customer of average promotion pull.
 CONTACT_RATE = 0.05
+#: A personal coupon of extra depth x (over the public price) raises a reached customer's q to
+#: q + (1 - q) x (1 - exp(-COUPON_PULL x discount sensitivity x x)); the customers who would
+#: buy anyway pay the coupon price too.
+COUPON_PULL = 2.0
 #: When the campaign's messages go out: the plan week's Monday at this time (UTC).
 SEND_TIME = dt.time(8, 0)
 
@@ -81,6 +85,13 @@ class SimulationError(ValueError):
 def contact_probability(discount_sensitivity: np.ndarray) -> np.ndarray:
     """q: the chance a reached, treated customer buys one more unit of the targeted product."""
     return CONTACT_RATE * (1.0 + 4.0 * np.asarray(discount_sensitivity, dtype=float)) / 2.0
+
+
+def coupon_probability(q: np.ndarray, discount_sensitivity: np.ndarray,
+                       extra_depth: np.ndarray) -> np.ndarray:
+    """q with a personal coupon `extra_depth` deeper than the public price (0: q itself)."""
+    pull = COUPON_PULL * np.asarray(discount_sensitivity, float) * np.maximum(extra_depth, 0.0)
+    return q + (1.0 - q) * (1.0 - np.exp(-pull))
 
 
 def _customers(landing_dir: Path, truth_dir: Path) -> pd.DataFrame:
@@ -230,6 +241,7 @@ def simulate_week(landing_dir: Path, truth_dir: Path, plan_week: dt.date,
                           ignore_index=True)
     sold_total = stock - left
     orders, lines = _orders(rng, lines, customers, 7)
+    depth_of_pw, promo_of_pw = _coupon_prices(lines, contacts, depth, promo_of_product(depth))
 
     # --- landing: the next delivery --------------------------------------------------------
     first_order = int(old_orders["order_id"].max()) + 1
@@ -237,11 +249,9 @@ def simulate_week(landing_dir: Path, truth_dir: Path, plan_week: dt.date,
     lines["order_id"] += first_order - 1
     old_promos = pd.read_csv(landing_dir / "promotions.csv", usecols=["promotion_id"])
     first_promo = int(old_promos["promotion_id"].max()) + 1 if len(old_promos) else 1
-    promo_of_product = np.full(len(ids), -1)
     promoted_index = np.flatnonzero(depth > 0)
-    promo_of_product[promoted_index] = np.arange(len(promoted_index))
     order_table, line_table = _order_tables(
-        orders, lines, products, customers, depth, promo_of_product,
+        orders, lines, products, customers, depth_of_pw, promo_of_pw,
         first_promo + np.arange(len(promoted_index)), np.datetime64(plan_week, "s"))
     end = plan_week + dt.timedelta(days=6)
     promotions = pd.DataFrame({
@@ -278,7 +288,8 @@ def simulate_week(landing_dir: Path, truth_dir: Path, plan_week: dt.date,
     out = contacts.assign(product_id=ids[contacts["product_index"]],
                           customer_id=customers["customer_id"].to_numpy()[contacts["customer_index"]])
     out[["product_id", "customer_id", "assignment", "channel", "reached", "q", "b", "available",
-         "true_effect", "bought"]].round(6).to_csv(week_dir / "contact_effects.csv", index=False)
+         "true_effect", "bought", "offer_depth", "q_offer"]].round(6).to_csv(
+        week_dir / "contact_effects.csv", index=False)
     treated = out[out["assignment"] == "treatment"]
     summary = {
         "plan_week": plan_week.isoformat(), "seed": int(seed),
@@ -291,6 +302,8 @@ def simulate_week(landing_dir: Path, truth_dir: Path, plan_week: dt.date,
         if len(treated) else None,
         "contacts_sent": len(sent),
         "contact_units": len(extra_rows),
+        "coupons": int(((out["offer_depth"] > 0) & out["reached"]
+                        & (out["assignment"] == "treatment")).sum()),
     }
     (week_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
@@ -305,6 +318,8 @@ def _contacts(rng: np.random.Generator, targets: pd.DataFrame, customers: pd.Dat
     position = {c: i for i, c in enumerate(customers["customer_id"])}
     product_position = {p: i for i, p in enumerate(products["product_id"])}
     frame = targets[["product_id", "customer_id", "assignment"]].copy()
+    frame["offer_depth"] = pd.to_numeric(
+        targets.get("offer_depth", pd.Series(np.nan, index=targets.index)), errors="coerce")
     # the planned channel; a target without one goes to the customer's preferred channel
     planned = targets.get("channel", pd.Series("", index=targets.index)).fillna("")
     preferred = targets["customer_id"].map(customers.set_index("customer_id")["preferred_channel"])
@@ -331,10 +346,43 @@ def _contacts(rng: np.random.Generator, targets: pd.DataFrame, customers: pd.Dat
     expected_lines = (1 + NEW_LINE_PROB * np.maximum(mean_units[p] - 1, 0)) * (1 - GUEST_SHARE)
     b = 1.0 - np.exp(-expected_lines * share)
     treated = frame["assignment"].to_numpy() == "treatment"
-    effect = np.where(treated, q * (1.0 - b), 0.0)
-    bought = treated & (rng.random(len(frame)) < q)
+    # a personal coupon (the target's offer_depth over the public depth) reaches the treated,
+    # reached targets only
+    offer_depth = frame.pop("offer_depth").fillna(0.0).to_numpy(dtype=float)
+    offer_depth = np.where(treated & reached & (offer_depth > depth[p]), offer_depth, 0.0)
+    q_offer = coupon_probability(q, sensitivity[c], np.where(offer_depth > 0,
+                                                             offer_depth - depth[p], 0.0))
+    effect = np.where(treated, q_offer * (1.0 - b), 0.0)
+    bought = treated & (rng.random(len(frame)) < q_offer)
     return frame.assign(product_index=p, customer_index=c, reached=reached, q=q, b=b,
-                        true_effect=effect, bought=bought)
+                        true_effect=effect, bought=bought, offer_depth=offer_depth,
+                        q_offer=q_offer)
+
+
+def promo_of_product(depth: np.ndarray) -> np.ndarray:
+    """The promotion index of every product (-1: not promoted), in product order."""
+    index = np.full(len(depth), -1)
+    promoted = np.flatnonzero(depth > 0)
+    index[promoted] = np.arange(len(promoted))
+    return index
+
+
+def _coupon_prices(lines: pd.DataFrame, contacts: pd.DataFrame, depth: np.ndarray,
+                   promo: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(depth, promotion index) per `pw` of the lines: the product's public ones, and for the
+    lines of a customer holding a coupon for the product a `pw` of its own at the coupon depth
+    (its lines and their returns are paid at the coupon price, under the same promotion)."""
+    coupons = contacts[contacts["offer_depth"] > 0]
+    if coupons.empty:
+        return depth, promo
+    own = pd.Series(len(depth) + np.arange(len(coupons)), index=pd.MultiIndex.from_arrays(
+        [coupons["customer_index"].to_numpy(), coupons["product_index"].to_numpy()]))
+    keys = pd.MultiIndex.from_arrays([lines["customer"].to_numpy(), lines["product"].to_numpy()])
+    pw = own.reindex(keys).to_numpy()
+    lines["pw"] = np.where(np.isnan(pw), lines["pw"].to_numpy(), pw).astype(np.int64)
+    products = coupons["product_index"].to_numpy()
+    return (np.concatenate([depth, coupons["offer_depth"].to_numpy(float)]),
+            np.concatenate([promo, promo[products]]))
 
 
 def _sent_messages(contacts: pd.DataFrame, customers: pd.DataFrame, ids: np.ndarray,

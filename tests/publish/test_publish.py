@@ -203,7 +203,7 @@ def test_a_warehouse_of_the_first_release_is_migrated_in_place(settings):
     added = ("discount_step", "seed", "mip_gap")
     with connect(settings) as conn, conn.cursor() as cur:  # the published schema as it was
         cur.execute("drop view published.current_plan_lines, published.current_plan_targets, "
-                    "published.current_plan")
+                    "published.current_plan_offers, published.current_plan")
         for schema in ("published", STAGING):
             cur.execute(f"alter table {schema}.plans "
                         + ", ".join(f"drop column {column}" for column in added))

@@ -263,3 +263,39 @@ def test_weeks_in_a_row_are_restocked(tmp_path: Path) -> None:
     sent = pd.read_csv(tmp_path / "landing" / "campaign_contacts.csv")
     assert sent.groupby("sent_at").size().index.tolist() == [
         f"{(WEEK + dt.timedelta(weeks=k)).isoformat()} 08:00:00" for k in range(6)]
+
+
+def test_a_coupon_raises_the_response_and_sets_the_holders_price(tmp_path: Path) -> None:
+    generate("tiny", tmp_path / "landing", tmp_path / "truth", seed=42)
+    plan, targets = _plan(tmp_path / "landing")
+    # the treated targets of the first four products get 15 points more off than the public price
+    public = targets["product_id"].map(plan.set_index("product_id")["discount_depth"])
+    coupon = targets["product_id"].isin(plan["product_id"].iloc[:4]) & (
+        targets["assignment"] == "treatment")
+    targets["offer_depth"] = np.where(coupon, public + 0.15, np.nan)
+    targets.loc[targets["assignment"] == "holdout", "offer_depth"] = 0.4  # never delivered
+    summary = simulate_week(tmp_path / "landing", tmp_path / "truth", WEEK, plan, targets,
+                            seed=42)
+    contacts = pd.read_csv(tmp_path / "truth" / "weeks" / WEEK.isoformat()
+                           / "contact_effects.csv")
+    holders = contacts[contacts["offer_depth"] > 0]
+    assert len(holders) == summary["coupons"] > 0
+    assert (holders["assignment"] == "treatment").all() and holders["reached"].all()
+    assert (holders["q_offer"] > holders["q"]).all()
+    others = contacts[contacts["offer_depth"] == 0]
+    assert np.allclose(others["q_offer"], others["q"])
+    assert (contacts.loc[contacts["assignment"] == "holdout", "true_effect"] == 0).all()
+    # the week's lines of a coupon holder and product are paid at the coupon price; the delivery
+    # stays valid (nothing quarantined)
+    orders = pd.read_csv(tmp_path / "landing" / "orders.csv", keep_default_na=False)
+    week_orders = orders[orders["ordered_at"] >= WEEK.isoformat()]
+    lines = pd.read_csv(tmp_path / "landing" / "order_lines.csv").merge(
+        week_orders[["order_id", "customer_id"]], on="order_id")
+    lines = lines[lines["customer_id"] != ""].astype({"customer_id": "int64"})
+    depth = holders.set_index(["customer_id", "product_id"])["offer_depth"]
+    keyed = lines.set_index(["customer_id", "product_id"])
+    held = keyed[keyed.index.isin(depth.index)]
+    assert len(held) > 0
+    paid = (held["unit_list_price"] * (1 - depth.reindex(held.index).to_numpy())).round(2)
+    assert np.allclose(held["unit_paid_price"], paid, atol=0.011)
+    assert all(count <= 0 for count in _quarantined(tmp_path / "landing").values())
