@@ -10,6 +10,7 @@ import logging
 import pandas as pd
 
 from planning.contacts import (
+    ContactEffect,
     expected_buyers,
     measured_contact_effect,
     treated_targets,
@@ -77,7 +78,7 @@ def make_plan(run: Run, settings: Settings | None = None) -> dict:
     buyers = expected_buyers(treated, forecasts["product_id"], contact, expected)
     raw_forecasts = forecasts
     forecasts = with_contact_units(forecasts, buyers)
-    recipients = offer_recipients(folder, treated, recommendations, contact.effect, expected)
+    recipients = offer_recipients(folder, treated, recommendations, contact, expected)
     log.info("Contacts: %.4f extra buyers per treated target, measured over %d plan weeks "
              "(standard error %.4f); uplift %s; %.1f extra buyers expected per promoted product "
              "on average", contact.effect, contact.weeks, contact.std_error,
@@ -149,12 +150,20 @@ def make_plan(run: Run, settings: Settings | None = None) -> dict:
 
 
 def offer_recipients(folder, treated: pd.DataFrame, recommendations: pd.DataFrame,
-                     effect: float, expected: pd.Series | None) -> pd.DataFrame:
+                     contact: ContactEffect, expected: pd.Series | None) -> pd.DataFrame:
     """The treated targets as offer recipients (planning/offers.py): their segment and its deal
-    proneness, the chance they buy anyway, their contact uplift. No segment files: none."""
+    proneness, the chance they buy anyway, their contact uplift. None without segment files,
+    and none before a contact effect was measured: a coupon's redemptions are mostly the
+    contacted buyers', and until a holdout has shown how many those are, its spend cannot be
+    foreseen (counted as none, a campaign's coupons once cost the market ten times the plan's
+    estimate)."""
+    none = treated.iloc[0:0].assign(segment_id=0, rho=1.0, b=0.0, u=0.0)
     if not (folder.customer_segments.exists() and folder.segment_profiles.exists()):
         log.info("No customer segments in %s: no personal offers", folder.path)
-        return treated.iloc[0:0].assign(segment_id=0, rho=1.0, b=0.0, u=0.0)
+        return none
+    if contact.weeks == 0:
+        log.info("No contact effect measured yet: no personal offers this week")
+        return none
     segments = pd.read_parquet(folder.customer_segments, columns=[
         "customer_id", "segment_id", "frequency_orders_52w", "basket_units"])
     rho = deal_proneness(pd.read_parquet(folder.segment_profiles))
@@ -164,5 +173,5 @@ def offer_recipients(folder, treated: pd.DataFrame, recommendations: pd.DataFram
     out["b"] = anyway.reindex(pd.MultiIndex.from_frame(out[["product_id", "customer_id"]]))\
         .fillna(0.0).to_numpy()
     out["u"] = (out["customer_id"].map(expected).fillna(0.0).clip(lower=0.0)
-                if expected is not None else effect)
+                if expected is not None else contact.effect)
     return out

@@ -138,3 +138,22 @@ def test_the_cap_per_customer_holds_and_only_lowers_the_spend():
     depth = offer_depths(plan_targets, kept)
     assert depth[plan_targets["assignment"] == "holdout"].isna().all()
     assert depth[plan_targets["assignment"] == "treatment"].notna().all()
+
+
+def test_no_recipient_before_a_contact_effect_is_measured(tmp_path):
+    from planning.contacts import NO_EFFECT, ContactEffect
+    from planning.run import offer_recipients
+    from promoflow.run import RunFolder
+
+    folder = RunFolder(tmp_path)
+    pd.DataFrame({"customer_id": [1, 2], "segment_id": [1, 2], "frequency_orders_52w": [12, 40],
+                  "basket_units": [1.0, 2.0]}).to_parquet(folder.customer_segments)
+    pd.DataFrame({"segment_id": [1, 2], "customers": [1, 1], "promo_share": [0.1, 0.3],
+                  "segment_name": ["a", "b"]}).to_parquet(folder.segment_profiles)
+    treated = pd.DataFrame({"product_id": [7, 7], "customer_id": [1, 2]})
+    recs = treated.assign(score=[0.02, 0.05], rank=[2, 1])
+    assert offer_recipients(folder, treated, recs, NO_EFFECT, None).empty
+    out = offer_recipients(folder, treated, recs, ContactEffect(0.06, 0.01, 2), None)
+    assert list(out["segment_id"]) == [1, 2] and np.allclose(out["u"], 0.06)
+    assert out["rho"].iloc[1] > 1 > out["rho"].iloc[0]
+    assert (out["b"] > 0).all()

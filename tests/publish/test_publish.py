@@ -240,3 +240,36 @@ def test_the_forecast_backtest_is_published_with_its_plan(settings, roles):
         cur.execute("select count(*) from published.forecast_backtest where plan_week = %s",
                     (week,))
         assert cur.fetchone()[0] == 0
+
+
+def _offer(plan, lines, offer_depth: float, spend: float) -> pd.DataFrame:
+    line = lines.iloc[0]
+    return pd.DataFrame([{
+        "product_id": line["product_id"], "segment_id": 1, "segment_name": "deal seekers",
+        "discount_depth": line["discount_depth"], "offer_depth": offer_depth,
+        "offer_price": round(line["list_price"] * (1 - offer_depth), 2), "recipients": 3,
+        "expected_redemptions": 1.2, "expected_incremental_units": 0.4, "offer_spend": spend,
+        "offer_spend_sd": 1.0, "offer_gain": 2.5}])
+
+
+@pytest.mark.integration
+def test_personal_offers_are_published_and_audited(settings):
+    week = date(2026, 11, 30)
+    plan, lines, targets, forecasts, metrics = small_plan("run-offers", week)
+    depth = float(lines["discount_depth"].iloc[0])
+    good = _offer(plan, lines, depth + 0.05, 1.0)
+    publish_plan(plan, lines, targets, forecasts, metrics, settings=settings, offers=good)
+    with connect(settings) as conn, conn.cursor() as cur:
+        cur.execute("select product_id, segment_id, offer_depth, expected_incremental_profit "
+                    "from published.plan_offers where run_id = 'run-offers'")
+        assert cur.fetchall() == [(int(good["product_id"][0]), 1, depth + 0.05, 2.5)]
+    before = _published(settings)
+    over = _offer(plan, lines, depth + 0.05, plan["budget"] - plan["promotion_cost"] + 1.0)
+    cost = float(lines["unit_cost"].iloc[0])
+    cheap = _offer(plan, lines, 0.3, 1.0).assign(offer_price=cost)  # no margin left
+    for offers, message in ((over, r"'offers within the budget' failed .* more than the budget"),
+                            (cheap, r"'offers on promoted lines above the margin floor' failed")):
+        args = small_plan("run-offers-bad", week)
+        with pytest.raises(PublishAuditError, match=message):
+            publish_plan(*args, settings=settings, offers=offers)
+        assert _published(settings) == before
