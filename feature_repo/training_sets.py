@@ -1,22 +1,26 @@
 """Training and scoring sets for the models, built point-in-time correct with Feast.
 
-Writes five Parquet files into the run folder (docs/architecture.md, "Training sets"):
+Writes seven Parquet files into the run folder (docs/architecture.md, "Training sets"):
 forecaster_train, forecaster_score, recommender_interactions, recommender_customers and
-recommender_products. Entity frames come from the marts (small aggregated tables, read with
-pandas); features come from `get_historical_features`, so a row stamped t sees only feature
-rows stamped at or before t (and those are computed from data strictly before their stamp).
+recommender_products (snapshots as of the plan week), and recommender_customers_at_holdout and
+recommender_products_at_holdout (the same snapshots as of the recommender's holdout start,
+RECOMMENDER_HOLDOUT_WEEKS before the plan week, each row stamped with it in event_timestamp:
+the evaluated recommender must not see features computed from its holdout weeks). Entity frames
+come from the marts (small aggregated tables, read with pandas); features come from
+`get_historical_features`, so a row stamped t sees only feature rows stamped at or before t
+(and those are computed from data strictly before their stamp).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pandas as pd
 
-from promoflow.run import Run, RunFolder
+from promoflow.run import RECOMMENDER_HOLDOUT_WEEKS, Run, RunFolder
 from promoflow.settings import Settings, get_settings
 from promoflow.warehouse import engine
 from promoflow.weeks import week_timestamp
@@ -125,15 +129,29 @@ def recommender_interactions(settings: Settings, plan_week: date) -> pd.DataFram
     return frame.astype({"customer_id": "int64", "product_id": "int64", "units": "int64"})
 
 
+def recommender_holdout_start(plan_week: date,
+                              holdout_weeks: int = RECOMMENDER_HOLDOUT_WEEKS) -> date:
+    """The first week of the recommender's holdout: `holdout_weeks` before the plan week."""
+    return plan_week - timedelta(weeks=holdout_weeks)
+
+
+def _snapshot(store, view: str, key: str, ids: pd.Series, at: pd.Timestamp,
+              keep_stamp: bool) -> pd.DataFrame:
+    """Every feature of `view` for every id as of `at`; the stamp column kept if asked."""
+    entities = pd.DataFrame({key: ids.to_numpy(), "event_timestamp": at})
+    frame = historical_features(store, entities, _view_refs(store, view), [key, "event_timestamp"])
+    return frame if keep_stamp else frame.drop(columns="event_timestamp")
+
+
 def build_run_training_sets(run: Run, settings: Settings | None = None) -> dict[str, str]:
-    """The training-sets stage of a weekly run: the five files into its folder, by name."""
+    """The training-sets stage of a weekly run: the seven files into its folder, by name."""
     settings = settings or get_settings()
     paths = build_training_sets(settings, run.folder(settings), run.plan_week)
     return {name: str(path) for name, path in paths.items()}
 
 
 def build_training_sets(settings: Settings, folder: RunFolder, plan_week: date) -> dict[str, Path]:
-    """Write the five training/scoring files into the run folder; returns their paths by name."""
+    """Write the seven training/scoring files into the run folder; returns their paths by name."""
     from feature_repo.store import feature_time_range, get_store
 
     started = time.time()
@@ -163,23 +181,18 @@ def build_training_sets(settings: Settings, folder: RunFolder, plan_week: date) 
         folder.recommender_interactions, ["customer_id", "product_id", "week_start"],
     )
     customers = _read_sql(settings, "select customer_id from marts.customers", {})
-    customer_entities = pd.DataFrame({
-        "customer_id": customers["customer_id"].astype("int64"), "event_timestamp": at_plan_week,
-    })
-    paths["recommender_customers"] = _write(
-        historical_features(
-            store, customer_entities, _view_refs(store, "customer_features"),
-            ["customer_id", "event_timestamp"],
-        ).drop(columns="event_timestamp"),
-        folder.recommender_customers, ["customer_id"],
-    )
-    product_entities = score_entities[["product_id", "event_timestamp"]]
-    paths["recommender_products"] = _write(
-        historical_features(
-            store, product_entities, _view_refs(store, "product_features"), PRODUCT_KEYS
-        ).drop(columns="event_timestamp"),
-        folder.recommender_products, ["product_id"],
-    )
+    customer_ids = customers["customer_id"].astype("int64")
+    product_ids = score_entities["product_id"]
+    at_holdout = _plan_timestamp(recommender_holdout_start(plan_week))
+    for suffix, at, keep_stamp in (("", at_plan_week, False), ("_at_holdout", at_holdout, True)):
+        paths[f"recommender_customers{suffix}"] = _write(
+            _snapshot(store, "customer_features", "customer_id", customer_ids, at, keep_stamp),
+            getattr(folder, f"recommender_customers{suffix}"), ["customer_id"],
+        )
+        paths[f"recommender_products{suffix}"] = _write(
+            _snapshot(store, "product_features", "product_id", product_ids, at, keep_stamp),
+            getattr(folder, f"recommender_products{suffix}"), ["product_id"],
+        )
     log.info("Training sets for the plan week %s written to %s in %.1f s",
              plan_week, folder.path, time.time() - started)
     return paths

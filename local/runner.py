@@ -173,7 +173,8 @@ def published_summary(settings: Settings, plan_week: str | None = None) -> dict:
 
 
 def model_lines(run_dir: Path) -> list[str]:
-    """How much data each model had and how it did against its baseline (holdout weeks)."""
+    """How much data each model had and how it did against its baseline (holdout weeks); for
+    the recommender, its champion and every candidate's holdout metrics with 95% intervals."""
     lines = ["  models (holdout metric: model vs baseline):"]
     for model, size_key, size_label, metric, baseline in (
         ("forecaster", "train_rows", "product-weeks", "wape", "seasonal naive"),
@@ -184,9 +185,11 @@ def model_lines(run_dir: Path) -> list[str]:
         if not path.exists():
             continue
         metrics = json.loads(path.read_text())
+        champion = f" ({metrics['champion']})" if "champion" in metrics else ""
         lines.append(
             f"    {model:<12} trained on {metrics.get(size_key, 0):,} {size_label}; "
-            f"{metric} {metrics['model'][metric]:.3f} vs {baseline} {metrics['baseline'][metric]:.3f}"
+            f"{metric} {metrics['model'][metric]:.3f}{champion} vs {baseline} "
+            f"{metrics['baseline'][metric]:.3f}"
         )
         overall = {row["model"]: row for row in metrics.get("backtest", [])
                    if row.get("week_start") == "overall"}
@@ -199,6 +202,15 @@ def model_lines(run_dir: Path) -> list[str]:
             lines.append(f"    forecaster   calibration at discount 0: bias "
                          f"{cal.get('bias_at_discount_0', 0):+.1%}, P10-P90 coverage "
                          f"{cal.get('p10_p90_coverage', 0):.0%}")
+        if metrics.get("models"):
+            lines.append(f"    {'':<12} {'candidate':<11} {'recall@10 [95% CI]':<24} "
+                         "ndcg@10 [95% CI]")
+            for name, row in metrics["models"].items():
+                cells = [f"{row[m]:.3f} [{row[m + '_ci_low']:.3f}, {row[m + '_ci_high']:.3f}]"
+                         for m in ("recall_at_10", "ndcg_at_10")]
+                lines.append(f"    {'':<12} {name:<11} {cells[0]:<24} {cells[1]}")
+            lines.append(f"    recommender  champion {metrics['champion']}: "
+                         f"{metrics.get('champion_reason', '')}")
     return lines
 
 

@@ -308,7 +308,12 @@ def publish_plan(plan: dict, plan_lines: pd.DataFrame, targets: pd.DataFrame,
 
 
 def metrics_frame(folder: RunFolder) -> pd.DataFrame:
-    """Model metrics against their baselines, from the training runs' JSON files."""
+    """Model metrics against their baselines, from the training runs' JSON files.
+
+    The recommender's row "recommender" is its champion; each candidate it was chosen among
+    (baselines included) also gets rows "recommender/<name>": the holdout metrics and their
+    95% interval bounds, each next to popularity's same value.
+    """
     rows = []
     for model, baseline in (("forecaster", "seasonal_naive"), ("recommender", "popularity")):
         path = folder.metrics(model)
@@ -319,6 +324,12 @@ def metrics_frame(folder: RunFolder) -> pd.DataFrame:
             rows.append({"model": model, "metric": metric, "model_value": value,
                          "baseline": baseline,
                          "baseline_value": metrics.get("baseline", {}).get(metric)})
+        candidates = metrics.get("models", {})
+        for name, summary in candidates.items():
+            for metric, value in summary.items():
+                rows.append({"model": f"{model}/{name}", "metric": metric, "model_value": value,
+                             "baseline": baseline,
+                             "baseline_value": candidates.get(baseline, {}).get(metric)})
         # the forecaster's calibration on the holdout, next to its target
         for metric, target in (("bias_at_discount_0", 0.0), ("p10_p90_coverage", 0.8)):
             if metric in metrics.get("calibration", {}):

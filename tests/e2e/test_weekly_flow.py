@@ -104,7 +104,9 @@ def test_models_are_logged_against_their_baselines(settings, published):
     rows = _rows(settings, "select model, metric, model_value, baseline_value from published.model_metrics "
                  "where run_id = %s", (published["run_id"],))
     models = {r[0] for r in rows}
-    assert models == {"forecaster", "recommender"}
+    # the champion's rows, and each recommender candidate's next to popularity's
+    assert models == {"forecaster", "recommender", *(f"recommender/{name}" for name in (
+        "popularity", "item_knn", "ease", "two_tower", "sequence"))}
     assert all(r[2] is not None and r[3] is not None for r in rows)
 
 
@@ -156,11 +158,14 @@ def test_summary_says_how_much_data_each_model_had(settings, published):
     from local.runner import model_lines
 
     lines = model_lines(settings.runs_dir / published["run_id"])
-    assert len(lines) == 5
+    assert len(lines) == 12
     assert "forecaster" in lines[1] and "product-weeks" in lines[1]
     assert "backtest over 8 weeks" in lines[2] and "lightgbm" in lines[2]
     assert "calibration at discount 0" in lines[3]
     assert "recommender" in lines[4] and "popularity" in lines[4]
+    assert [line.split()[0] for line in lines[6:11]] == [
+        "popularity", "item_knn", "ease", "two_tower", "sequence"]
+    assert "champion" in lines[11]
 
 
 @pytest.mark.integration

@@ -1,4 +1,4 @@
-"""Integration: tiny market -> marts -> Spark features -> Feast -> the five training sets."""
+"""Integration: tiny market -> marts -> Spark features -> Feast -> the seven training sets."""
 
 from __future__ import annotations
 
@@ -10,8 +10,12 @@ import pandas as pd
 import pytest
 
 from feature_repo.store import apply_and_materialize, get_store
-from feature_repo.training_sets import TrainingSetError, build_training_sets
-from promoflow.run import RunFolder
+from feature_repo.training_sets import (
+    TrainingSetError,
+    build_training_sets,
+    recommender_holdout_start,
+)
+from promoflow.run import RECOMMENDER_HOLDOUT_WEEKS, RunFolder
 from promoflow.settings import Settings
 from promoflow.warehouse import engine
 from spark_jobs import customer_features, product_features, product_week_features
@@ -50,7 +54,7 @@ def lake(settings: Settings, name: str) -> pd.DataFrame:
     return pd.read_parquet(settings.feature_dir(name))
 
 
-def test_five_files_with_the_documented_columns(sets: dict[str, pd.DataFrame]) -> None:
+def test_seven_files_with_the_documented_columns(sets: dict[str, pd.DataFrame]) -> None:
     week_features = product_week_features.COLUMNS[2:]
     assert list(sets["forecaster_train"].columns) == [
         "product_id", "event_timestamp", "units", *week_features, *FORECASTER_PRODUCT]
@@ -62,8 +66,17 @@ def test_five_files_with_the_documented_columns(sets: dict[str, pd.DataFrame]) -
         "customer_id", *customer_features.COLUMNS[2:]]
     assert list(sets["recommender_products"].columns) == [
         "product_id", *product_features.COLUMNS[2:]]
+    assert list(sets["recommender_customers_at_holdout"].columns) == [
+        "customer_id", "event_timestamp", *customer_features.COLUMNS[2:]]
+    assert list(sets["recommender_products_at_holdout"].columns) == [
+        "product_id", "event_timestamp", *product_features.COLUMNS[2:]]
+    assert list(sets) == ["forecaster_train", "forecaster_score", "recommender_interactions",
+                          "recommender_customers", "recommender_products",
+                          "recommender_customers_at_holdout", "recommender_products_at_holdout"]
     for name, frame in sets.items():
-        assert len(frame) > 0 and not frame.isna().any().any(), name
+        assert len(frame) > 0, name
+        if name != "recommender_customers_at_holdout":  # see the test below
+            assert not frame.isna().any().any(), name
 
 
 def test_forecaster_train_is_point_in_time(
@@ -98,6 +111,36 @@ def test_scoring_sets_are_the_plan_week_rows(
     assert customers["customer_id"].tolist() == snapshot["customer_id"].tolist()
     assert customers["monetary_value_52w"].tolist() == snapshot["monetary_value_52w"].tolist()
     assert len(sets["recommender_products"]) == len(score)
+
+
+def test_holdout_snapshots_are_as_of_the_holdout_start(
+    settings: Settings, sets: dict[str, pd.DataFrame], plan_week: date
+) -> None:
+    """The recommender's evaluated model sees features computed before its holdout weeks only:
+    the lake's rows stamped at the holdout start, every row stamped with it; customers who
+    signed up later have no snapshot yet (nulls)."""
+    start = recommender_holdout_start(plan_week)
+    assert start == plan_week - timedelta(weeks=RECOMMENDER_HOLDOUT_WEEKS)
+    at_start = pd.Timestamp(start, tz="UTC")
+    for name, view, key, column in (
+        ("recommender_customers_at_holdout", "customer_features", "customer_id",
+         "monetary_value_52w"),
+        ("recommender_products_at_holdout", "product_features", "product_id",
+         "popularity_units_12w"),
+    ):
+        frame = sets[name]
+        assert (frame["event_timestamp"] == at_start).all(), name
+        snapshot = lake(settings, view)
+        snapshot = snapshot[snapshot["event_timestamp"] == at_start].set_index(key)[column]
+        pd.testing.assert_series_equal(
+            frame[column].reset_index(drop=True),
+            snapshot.reindex(frame[key]).reset_index(drop=True), check_names=False,
+            check_dtype=False)
+        assert (frame[column].isna() == ~frame[key].isin(snapshot.index)).all(), name
+        assert frame[column].notna().sum() > len(frame) / 2, name
+    before = sets["recommender_customers_at_holdout"].set_index("customer_id")
+    latest = sets["recommender_customers"].set_index("customer_id")
+    assert (before["monetary_value_52w"] != latest["monetary_value_52w"]).any()
 
 
 def test_online_store_serves_the_plan_week(settings: Settings, sets, plan_week: date) -> None:

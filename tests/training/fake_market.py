@@ -19,8 +19,11 @@ promoted products are also targeted: `contacted_customers` were contacted about 
 week, and each adds a Poisson CONTACT_UNITS to its units (a contact adds units whatever the
 product's level). `build_fake_market(..., effects=False)` draws the same market without dip,
 cannibalization, type bumps and contacts (a control for the model's signs).
-Customers buy mostly in one favourite category. `build_fake_market` writes the five training-set
-Parquet files of docs/architecture.md ("Training sets") into a run folder.
+Customers buy mostly in one favourite category; with `sequential=True` they instead walk a
+hidden cycle of the catalogue, buying the next product of the cycle most weeks (a pattern only
+a model of the purchase order can learn). `build_fake_market` writes the seven training-set
+Parquet files of docs/architecture.md ("Training sets") into a run folder: the recommender's
+customer and product snapshots as of the plan week and as of its holdout start.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from promoflow.run import RunFolder
+from promoflow.run import RECOMMENDER_HOLDOUT_WEEKS, RunFolder
 
 FIRST_WEEK = dt.date(2025, 1, 6)  # a Monday
 HOLIDAY_WEEKS = {26, 47, 52}
@@ -59,6 +62,8 @@ class FakeMarket:
     plan_week: dt.date
     category_elasticity: dict[str, float]
     customer_favourite: dict[int, str]
+    #: the product following each product in the cycle of a sequential market (else empty)
+    next_product: dict[int, int] | None = None
     saturation: float = SATURATION
     type_bump: dict[str, float] | None = None
     dip_share: float = 0.0
@@ -252,6 +257,34 @@ def _interactions(
     return frame, {int(customer_ids[i]): categories[favourite[i]] for i in range(n_customers)}
 
 
+def _sequential_interactions(
+    rng: np.random.Generator, products: pd.DataFrame, n_customers: int, n_weeks: int
+) -> tuple[pd.DataFrame, dict[int, str], dict[int, int]]:
+    """Each customer walks one hidden cycle of the catalogue from their own starting point:
+    most weeks they buy the next product of the cycle, now and then a random one as well."""
+    product_ids = products["product_id"].to_numpy()
+    cycle = product_ids[rng.permutation(len(product_ids))]
+    following = {int(cycle[i]): int(cycle[(i + 1) % len(cycle)]) for i in range(len(cycle))}
+    customer_ids = np.arange(1001, 1001 + n_customers, dtype=np.int64)
+    position = rng.integers(0, len(cycle), n_customers)
+    rows = []
+    for week in _weeks(n_weeks):
+        moves = rng.random(n_customers) < 0.9
+        position = position + moves
+        for c in np.flatnonzero(moves):
+            rows.append((customer_ids[c], cycle[position[c] % len(cycle)], week, 1))
+        for c in np.flatnonzero(rng.random(n_customers) < 0.1):
+            rows.append((customer_ids[c], product_ids[rng.integers(len(product_ids))], week, 1))
+    frame = pd.DataFrame(rows, columns=["customer_id", "product_id", "week_start", "units"])
+    keys = ["customer_id", "product_id", "week_start"]
+    frame = frame.groupby(keys, as_index=False)["units"].sum()
+    category = products.set_index("product_id")["category"]
+    first = frame.sort_values("week_start").drop_duplicates("customer_id")
+    favourite = dict(zip(first["customer_id"].astype(int), first["product_id"].map(category),
+                         strict=True))
+    return frame, favourite, following
+
+
 def _customer_features(
     rng: np.random.Generator, interactions: pd.DataFrame, products: pd.DataFrame,
     customer_ids: list[int], plan_week: dt.date,
@@ -288,9 +321,11 @@ def build_fake_market(
     n_customers: int = 300,
     n_weeks: int = 80,
     effects: bool = True,
+    sequential: bool = False,
 ) -> FakeMarket:
-    """Write the five training-set Parquet files into `run_dir` and return the truth
-    (`effects=False`: no dip, no cannibalization, no promotion-type bumps)."""
+    """Write the seven training-set Parquet files into `run_dir` and return the truth
+    (`effects=False`: no dip, no cannibalization, no promotion-type bumps; `sequential=True`:
+    customers buy along a hidden cycle of the catalogue)."""
     rng = np.random.default_rng(seed)
     run_dir.mkdir(parents=True, exist_ok=True)
     products = _products(rng, n_products, n_categories)
@@ -306,17 +341,38 @@ def build_fake_market(
     train.to_parquet(folder.forecaster_train, index=False)
     score.reset_index(drop=True).to_parquet(folder.forecaster_score, index=False)
 
-    interactions, favourite = _interactions(rng, products, n_customers, n_weeks)
+    following: dict[int, int] | None = None
+    if sequential:
+        interactions, favourite, following = _sequential_interactions(
+            rng, products, n_customers, n_weeks)
+    else:
+        interactions, favourite = _interactions(rng, products, n_customers, n_weeks)
     interactions.to_parquet(folder.recommender_interactions, index=False)
     customers = _customer_features(rng, interactions, products, sorted(favourite), plan_week)
     customers.to_parquet(folder.recommender_customers, index=False)
     latest = weeks[weeks["week_start"] == plan_week]
     product_rows = latest[["product_id", "event_timestamp", *PRODUCT_FEATURES]]
     product_rows.reset_index(drop=True).to_parquet(folder.recommender_products, index=False)
+    write_holdout_snapshots(rng, folder, interactions, products, weeks, sorted(favourite),
+                            plan_week - dt.timedelta(weeks=RECOMMENDER_HOLDOUT_WEEKS))
     return FakeMarket(
-        run_dir, plan_week, elasticity, favourite, SATURATION,
+        run_dir, plan_week, elasticity, favourite, following, SATURATION,
         type_bump=dict(TYPE_BUMP) if effects else dict.fromkeys(TYPE_BUMP, 0.0),
         dip_share=DIP_SHARE if effects else 0.0,
         cannibalization_rate=CANNIBALIZATION_RATE if effects else 0.0,
         contact_units=CONTACT_UNITS if effects else 0.0,
     )
+
+
+def write_holdout_snapshots(
+    rng: np.random.Generator, folder: RunFolder, interactions: pd.DataFrame,
+    products: pd.DataFrame, weeks: pd.DataFrame, customer_ids: list[int], holdout_start: dt.date,
+) -> None:
+    """The customer and product snapshots as of `holdout_start`, stamped with it (as the
+    training-set stage writes them): computed from the interactions before it only."""
+    before = interactions[interactions["week_start"] < holdout_start]
+    customers = _customer_features(rng, before, products, customer_ids, holdout_start)
+    customers.to_parquet(folder.recommender_customers_at_holdout, index=False)
+    at_start = weeks[weeks["week_start"] == holdout_start]
+    rows = at_start[["product_id", "event_timestamp", *PRODUCT_FEATURES]].reset_index(drop=True)
+    rows.to_parquet(folder.recommender_products_at_holdout, index=False)

@@ -73,9 +73,12 @@ def test_recommender_inputs(fake_market) -> None:
     assert data.n_customers == 300 and data.n_products == 24
     assert data.train["week_start"].max() < data.holdout["week_start"].min()
     assert data.holdout["week_start"].nunique() == 4
-    assert np.isfinite(data.customer_features.numpy()).all()
-    assert (data.product_category > 0).all()  # every product has a known category
-    assert (data.customer_category == 0).sum() == 3  # the customers without features
+    assert len(data.interactions) == len(data.train) + len(data.holdout)
+    for tables in (data.at_holdout, data.at_plan_week):
+        assert np.isfinite(tables.customer_features.numpy()).all()
+        assert np.isfinite(tables.product_features.numpy()).all()
+        assert (tables.product_category > 0).all()  # every product has a known category
+        assert (tables.customer_category == 0).sum() == 3  # the customers without features
 
 
 def test_new_forecaster_inputs_are_read_and_absent_ones_count_as_zero(fake_market,

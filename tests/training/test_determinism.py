@@ -39,6 +39,7 @@ def test_recommender_single_process_is_deterministic(fake_market, tmp_path: Path
             model=recommender.ModelConfig(embedding_dim=8, hidden_dim=16),
             trainer=recommender.TrainerConfig(epochs=1, seed=5, refit=False,
                                               models_dir=tmp_path / f"models_{name}"),
+            sequence=recommender.SequenceConfig(epochs=1),
         ))
         frames.append(pd.read_parquet(RunFolder(run_dir).recommendations))
         assert (tmp_path / f"models_{name}" / "recommender" / "checkpoint.pt").exists()

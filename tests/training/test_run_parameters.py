@@ -98,8 +98,9 @@ def test_streamed_recommendations_are_the_catalogue_softmax(fake_market, tmp_pat
     """Block by block, the scores are each customer's softmax over the whole catalogue."""
     data = load(fake_market.run_dir, holdout_weeks=4)
     torch.manual_seed(0)
-    model = TwoTower(data.customer_features, data.customer_category, data.product_features,
-                     data.product_category, data.n_categories, dim=8, hidden=16)
+    tables = data.at_plan_week
+    model = TwoTower(tables.customer_features, tables.customer_category, tables.product_features,
+                     tables.product_category, data.n_categories, dim=8, hidden=16)
     monkeypatch.setattr(recommender, "SCORE_BLOCK", 300 * 7)  # 7 products per block
     path = tmp_path / "recommendations.parquet"
     assert recommender.write_recommendations(model, data, 40, path, chunk=64) == 40 * 24

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,9 @@ import pandas as pd
 import pytest
 import torch
 
+from local.runner import model_lines
 from promoflow.run import Run, RunFolder, RunParams
+from publish.publish import metrics_frame
 from training.forecaster.backtest import backtest_path
 from training.launch import TrainingFailed, run_torchrun
 
@@ -83,6 +86,7 @@ def test_forecaster_under_torchrun(fake_market, run_dir: Path, settings, tmp_pat
 
 
 def test_recommender_under_torchrun(fake_market, run_dir: Path, settings, tmp_path: Path) -> None:
+    """Both learned models (the sequence model included) trained by DDP, the champion refitted."""
     models = tmp_path / "models"
     folder = RunFolder(run_dir)  # no run.json: the run's parameters are RunParams() defaults
     run_torchrun("training.recommender.train",
@@ -106,13 +110,38 @@ def test_recommender_under_torchrun(fake_market, run_dir: Path, settings, tmp_pa
 
     metrics = json.loads(folder.metrics("recommender").read_text())
     assert metrics["holdout_weeks"] == 4 and metrics["train_interactions"] > 0
+    assert metrics["holdout_start"] == str(fake_market.plan_week - timedelta(weeks=4))
     for side in ("model", "baseline"):
         assert set(metrics[side]) == {"recall_at_10", "ndcg_at_10"}
+    assert list(metrics["models"]) == ["popularity", "item_knn", "ease", "two_tower", "sequence"]
+    for name, summary in metrics["models"].items():
+        for metric in ("recall_at_10", "ndcg_at_10"):
+            assert (summary[f"{metric}_ci_low"] <= summary[metric]
+                    <= summary[f"{metric}_ci_high"]), name
+    assert metrics["models"]["popularity"]["ndcg_at_10"] == metrics["baseline"]["ndcg_at_10"]
+    champion = metrics["champion"]
+    assert champion == max(("two_tower", "sequence"),
+                           key=lambda name: metrics["models"][name]["ndcg_at_10"])
+    assert metrics["model"]["ndcg_at_10"] == metrics["models"][champion]["ndcg_at_10"]
+    for name in ("two_tower", "sequence"):  # both learn the favourite categories under DDP
+        assert metrics["models"][name]["ndcg_at_10"] > metrics["baseline"]["ndcg_at_10"] + 0.1
     assert metrics["model"]["recall_at_10"] > metrics["baseline"]["recall_at_10"] + 0.1
-    assert metrics["model"]["ndcg_at_10"] > metrics["baseline"]["ndcg_at_10"] + 0.1
 
-    assert (models / "recommender" / "checkpoint.pt").exists()
-    assert (models / "recommender" / "holdout_checkpoint.pt").exists()
+    for name in ("two_tower", "sequence"):
+        state = torch.load(models / "recommender" / f"holdout_{name}.pt", weights_only=False)
+        assert state["extra"]["kind"] == name and state["epoch"] == 5 and state["step"] > 0
+    final = torch.load(models / "recommender" / "checkpoint.pt", weights_only=False)
+    assert final["extra"]["kind"] == champion
+
+    # what the publish stage and the run summary make of the metrics
+    published = metrics_frame(folder)
+    candidates = published[published["model"].str.startswith("recommender/")]
+    assert set(candidates["model"]) == {f"recommender/{name}" for name in metrics["models"]}
+    assert candidates.groupby("model").size().eq(6).all()
+    assert (candidates["baseline"] == "popularity").all() and candidates.notna().all().all()
+    lines = model_lines(run_dir)
+    assert champion in lines[1] and f"champion {champion}" in lines[-1]
+    assert [line.split()[0] for line in lines[3:8]] == list(metrics["models"])
 
 
 def test_failed_job_raises_one_line_error(settings, tmp_path: Path) -> None:

@@ -3,10 +3,12 @@
 `fit` shards a `TensorDataset` with a `DistributedSampler` (re-seeded each epoch with
 `set_epoch`), wraps the model in `DistributedDataParallel` when the world is larger than one,
 all-reduces the loss for logging, checkpoints after every epoch and resumes automatically.
+On CUDA the forward pass and the loss run under bfloat16 autocast; on the CPU nothing changes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -34,6 +36,13 @@ def effective_batch_size(
     if n_rows > world_size * max_steps * batch_size:
         return -(-n_rows // (world_size * max_steps))
     return max(16, min(batch_size, n_rows // (world_size * min_steps)))
+
+
+def autocast(ctx: DistContext) -> contextlib.AbstractContextManager:
+    """bfloat16 autocast on CUDA (weights, gradients and optimizer stay float32); none on CPU."""
+    if ctx.device.type == "cuda":
+        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def make_loader(
@@ -83,7 +92,8 @@ def fit(
         totals = torch.zeros(2, dtype=torch.float64, device=ctx.device)
         for batch in loader:
             batch = tuple(t.to(ctx.device, non_blocking=True) for t in batch)
-            loss = loss_fn(train_model, batch)
+            with autocast(ctx):
+                loss = loss_fn(train_model, batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

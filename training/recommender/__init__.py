@@ -1,1 +1,1 @@
-"""Two-tower recommender: which customers to target for each product."""
+"""The recommender: which customers to target for each product (docs/recommender.md)."""

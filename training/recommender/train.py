@@ -1,15 +1,20 @@
-"""Train the two-tower recommender with DDP, evaluate on a time holdout, rank customers per product.
+"""Train the recommenders with DDP, evaluate them on a time holdout, rank customers per product.
 
     torchrun --standalone --nproc_per_node=2 -m training.recommender.train --run-dir DIR
 
-Reads the recommender training sets from the run folder and writes the recommendations (the
-top N customers of every product, N = CANDIDATE_FACTOR x the run's audience size, capped by
-the customers there are; streamed product by product to Parquet: the targeting picks the
-audience among them by uplift and consent) and the metrics (model vs popularity baseline)
-there. A first model is trained on the weeks before the holdout
-and evaluated; with `refit` (the default) a second one is trained on all weeks and used for the
-recommendations. Checkpoints: <models-dir>/recommender/checkpoint.pt (the final model) and
-holdout_checkpoint.pt (the evaluated one).
+Reads the recommender training sets from the run folder (docs/recommender.md). Two learned
+models, the two-tower model (model.py) and the sequence model (sequence.py), are trained on
+the weeks before the holdout with the features as of the holdout start, and scored on the
+holdout weeks next to three baselines fitted on the same weeks (popularity, item-kNN and EASE,
+baselines.py): Recall@10 and NDCG@10 with 95% bootstrap intervals (evaluate.py). The learned
+model with the higher holdout NDCG@10 is the champion: with `refit` (the default) it is trained
+again on all weeks with the features as of the plan week; without, its evaluated weights are
+fed the plan week's features and histories. It writes the recommendations (the top N customers
+of every product, N = CANDIDATE_FACTOR x the run's audience size, capped by the customers there
+are; streamed product by product to Parquet: the targeting picks the audience among them by
+uplift and consent), and the metrics go to recommender_metrics.json. Checkpoints:
+<models-dir>/recommender/holdout_<model>.pt (the evaluated models) and checkpoint.pt (the
+champion's final model, its name in the checkpoint's extra "kind").
 """
 
 from __future__ import annotations
@@ -17,26 +22,35 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
+import torch.distributed as dist
+from torch import nn
 from torch.utils.data import TensorDataset
 
-from promoflow.run import RunFolder, RunParams
+from promoflow.run import RECOMMENDER_HOLDOUT_WEEKS, RunFolder, RunParams
 from training.common import barrier, cleanup_distributed, seed_everything, setup_distributed
 from training.common.checkpoint import make_run_key
 from training.common.cli import base_parser, configure, default_models_dir, run_main, run_params
 from training.common.distributed import DistContext
 from training.common.io import temporary_path
 from training.common.loop import fit
-from training.recommender import evaluate
-from training.recommender.data import RecommenderData, load
+from training.recommender import baselines, evaluate
+from training.recommender.data import FeatureTables, RecommenderData, load
 from training.recommender.model import TwoTower, softmax_loss
+from training.recommender.sequence import (
+    SequenceRecommender,
+    histories,
+    sequence_loss,
+    training_windows,
+)
 
 log = logging.getLogger("training.recommender")
 
@@ -45,6 +59,10 @@ METRIC_K = 10
 SCORE_BLOCK = 1 << 22
 RECOMMENDATION_SCHEMA = pa.schema([("product_id", pa.int64()), ("customer_id", pa.int64()),
                                    ("score", pa.float64()), ("rank", pa.int64())])
+#: The learned candidates; the champion is one of them (ties: the first).
+LEARNED = ("two_tower", "sequence")
+BASELINES = ("popularity", "item_knn", "ease")
+CHAMPION_METRIC = f"ndcg_at_{METRIC_K}"
 
 
 #: Candidates kept per product for each customer of the audience: the targeting chooses the
@@ -52,17 +70,41 @@ RECOMMENDATION_SCHEMA = pa.schema([("product_id", pa.int64()), ("customer_id", p
 CANDIDATE_FACTOR = 3
 
 
+class Recommender(Protocol):
+    """What ranking needs of a learned model: customer vectors against product vectors."""
+
+    def customer_vectors(self, customers: torch.Tensor) -> torch.Tensor: ...
+
+    def product_vectors(self) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
 @dataclass
 class DataConfig:
     run_dir: Path = Path(".")
-    holdout_weeks: int = 4
+    holdout_weeks: int = RECOMMENDER_HOLDOUT_WEEKS
     top_n: int = CANDIDATE_FACTOR * RunParams().audience_size  # candidates kept per product
 
 
 @dataclass
 class ModelConfig:
+    """The two-tower model."""
+
     embedding_dim: int = 32
     hidden_dim: int = 64
+
+
+@dataclass
+class SequenceConfig:
+    """The sequence model (its own optimizer settings: it learns from windows, not rows)."""
+
+    max_length: int = 30  # purchases read before the next one
+    dim: int = 32
+    heads: int = 2
+    layers: int = 1
+    dropout: float = 0.0  # 0.1 and 0.2 did no better on the demo market's holdout, and cost time
+    lr: float = 3e-3
+    batch_size: int = 256  # windows per process
+    epochs: int = 4  # the run's or the command line's epochs when given
 
 
 @dataclass
@@ -87,55 +129,97 @@ class RecommenderConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    sequence: SequenceConfig = field(default_factory=SequenceConfig)
 
 
-def _train_model(
-    cfg: RecommenderConfig, ctx: DistContext, data: RecommenderData, interactions: pd.DataFrame,
-    checkpoint: Path, phase: str,
-) -> TwoTower:
-    seed_everything(cfg.trainer.seed)
-    model = TwoTower(
-        data.customer_features, data.customer_category, data.product_features,
-        data.product_category, data.n_categories,
-        dim=cfg.model.embedding_dim, hidden=cfg.model.hidden_dim,
-    )
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay
-    )
-    dataset = TensorDataset(
+def build_model(name: str, cfg: RecommenderConfig, data: RecommenderData,
+                tables: FeatureTables, interactions: pd.DataFrame) -> nn.Module:
+    """The learned model `name` reading `tables` (and, for the sequence model, the histories of
+    `interactions`)."""
+    common = (tables.customer_features, tables.customer_category, tables.product_features,
+              tables.product_category, data.n_categories)
+    if name == "two_tower":
+        return TwoTower(*common, dim=cfg.model.embedding_dim, hidden=cfg.model.hidden_dim)
+    if name == "sequence":
+        seq = cfg.sequence
+        items, lengths = histories(interactions, data.n_customers, data.n_products,
+                                   seq.max_length)
+        return SequenceRecommender(*common, items, lengths, dim=seq.dim, heads=seq.heads,
+                                   layers=seq.layers, dropout=seq.dropout)
+    raise ValueError(f"unknown recommender {name!r}; choose one of {', '.join(LEARNED)}.")
+
+
+def _training_rows(name: str, cfg: RecommenderConfig, data: RecommenderData,
+                   interactions: pd.DataFrame) -> TensorDataset:
+    if name == "sequence":
+        return TensorDataset(*training_windows(interactions, data.n_products,
+                                               cfg.sequence.max_length))
+    return TensorDataset(
         torch.tensor(interactions["customer_idx"].to_numpy(), dtype=torch.long),
         torch.tensor(interactions["product_idx"].to_numpy(), dtype=torch.long),
     )
+
+
+def _two_tower_loss(model: nn.Module, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    return softmax_loss(model(batch[0]).float(), batch[1])
+
+
+def _train_model(
+    name: str, cfg: RecommenderConfig, ctx: DistContext, data: RecommenderData,
+    tables: FeatureTables, interactions: pd.DataFrame, checkpoint: Path, phase: str,
+) -> nn.Module:
+    seed_everything(cfg.trainer.seed)
+    model = build_model(name, cfg, data, tables, interactions)
+    if name == "sequence":
+        lr, batch_size = cfg.sequence.lr, cfg.sequence.batch_size
+        epochs = cfg.sequence.epochs
+        loss_fn, config = sequence_loss, asdict(cfg.sequence)
+    else:
+        lr, batch_size, epochs = cfg.optim.lr, cfg.optim.batch_size, cfg.trainer.epochs
+        loss_fn, config = _two_tower_loss, asdict(cfg.model)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=cfg.optim.weight_decay)
     settings = asdict(cfg)
     settings["trainer"].pop("models_dir")
     fingerprint = [len(interactions), float(interactions["units"].sum()), data.n_customers,
-                   data.n_products, str(cfg.data.run_dir.resolve())]
+                   data.n_products, str(data.holdout_start.date()), str(cfg.data.run_dir.resolve())]
     return fit(
-        ctx, model, optimizer, dataset, lambda m, b: softmax_loss(m(b[0]), b[1]),
-        epochs=cfg.trainer.epochs, batch_size=cfg.optim.batch_size, seed=cfg.trainer.seed,
+        ctx, model, optimizer, _training_rows(name, cfg, data, interactions), loss_fn,
+        epochs=epochs, batch_size=batch_size, seed=cfg.trainer.seed,
         checkpoint_path=checkpoint,
-        run_key=make_run_key("recommender", phase, settings, fingerprint, ctx.world_size),
-        name=f"recommender[{phase}]",
-        extra={"customer_ids": data.customer_ids.tolist(), "product_ids": data.product_ids.tolist(),
-               "model": asdict(cfg.model)},
+        run_key=make_run_key("recommender", name, phase, settings, fingerprint, ctx.world_size),
+        name=f"recommender[{name}, {phase}]",
+        extra={"kind": name, "customer_ids": data.customer_ids.tolist(),
+               "product_ids": data.product_ids.tolist(), "model": config},
     )
 
 
+def _with_latest_inputs(name: str, model: nn.Module, cfg: RecommenderConfig,
+                        data: RecommenderData) -> nn.Module:
+    """The evaluated weights of `model` reading the plan week's features and all histories."""
+    latest = build_model(name, cfg, data, data.at_plan_week, data.interactions)
+    buffers = {buffer for buffer, _ in latest.named_buffers()}
+    latest.load_state_dict({key: value for key, value in model.state_dict().items()
+                            if key not in buffers}, strict=False)
+    return latest.eval()
+
+
 @torch.no_grad()
-def customer_top_k(model: TwoTower, customers: list[int], k: int, device: torch.device,
+def customer_top_k(model: Recommender, customers: list[int], k: int, device: torch.device,
                    chunk: int = 4096) -> np.ndarray:
     """[customers, k] product indices ranked by the model for each customer."""
     model.eval()
+    products, bias = model.product_vectors()
     rows = []
     for start in range(0, len(customers), chunk):
         ids = torch.tensor(customers[start:start + chunk], dtype=torch.long, device=device)
-        rows.append(model(ids).topk(min(k, model.product_features.shape[0]), dim=1).indices.cpu())
+        logits = model.customer_vectors(ids) @ products.T + bias
+        rows.append(logits.topk(min(k, len(bias)), dim=1).indices.cpu())
     return torch.cat(rows).numpy() if rows else np.zeros((0, k), dtype=np.int64)
 
 
 @torch.no_grad()
 def customer_vectors_and_normalizers(
-    model: TwoTower, n_customers: int, chunk: int = 4096
+    model: Recommender, n_customers: int, chunk: int = 4096
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """[customers, dim] vectors and [customers] log-sum-exp of the logits over the catalogue."""
     model.eval()
@@ -168,7 +252,7 @@ def top_rows(scores: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @torch.no_grad()
-def write_recommendations(model: TwoTower, data: RecommenderData, top_n: int, path: Path,
+def write_recommendations(model: Recommender, data: RecommenderData, top_n: int, path: Path,
                           chunk: int = 4096) -> int:
     """The `top_n` customers of every product by the customer's softmax probability of it.
 
@@ -201,22 +285,86 @@ def write_recommendations(model: TwoTower, data: RecommenderData, top_n: int, pa
     return rows
 
 
-def _evaluate(model: TwoTower, data: RecommenderData, cfg: RecommenderConfig,
+def baseline_rankings(data: RecommenderData, customers: list[int], cfg: RecommenderConfig
+                      ) -> tuple[dict[str, np.ndarray], dict]:
+    """Top-10 lists of the baselines fitted on the training weeks, and how they were set."""
+    units = baselines.popularity(data.train, data.n_products)
+    matrix = baselines.purchase_matrix(data.train, data.n_customers, data.n_products)
+    lam, by_lambda = baselines.choose_ease_lambda(
+        data.train, data.n_customers, data.n_products, cfg.data.holdout_weeks, METRIC_K)
+    popular = evaluate.popularity_ranking(data.train, data.n_products, METRIC_K)
+    tops = {
+        "popularity": np.tile(popular, (len(customers), 1)),
+        "item_knn": baselines.item_knn(matrix, units).top_k(matrix, customers, METRIC_K),
+        "ease": baselines.ease(matrix, units, lam).top_k(matrix, customers, METRIC_K),
+    }
+    settings = {"item_knn_neighbours": baselines.ITEM_KNN_NEIGHBOURS,
+                "ease_lambda": lam, "ease_validation_ndcg_at_10": by_lambda,
+                "baseline_max_items": baselines.MAX_ITEMS}
+    return tops, settings
+
+
+def choose_champion(summaries: dict[str, dict[str, float]]) -> tuple[str, str]:
+    """The learned model with the higher holdout NDCG@10 (ties: the first of LEARNED), and why."""
+    champion = max(LEARNED, key=lambda name: (summaries[name][CHAMPION_METRIC],
+                                              -LEARNED.index(name)))
+    other = next(name for name in LEARNED if name != champion)
+    mine, theirs = summaries[champion], summaries[other]
+    overlap = (mine[f"{CHAMPION_METRIC}_ci_low"] <= theirs[f"{CHAMPION_METRIC}_ci_high"]
+               and theirs[f"{CHAMPION_METRIC}_ci_low"] <= mine[f"{CHAMPION_METRIC}_ci_high"])
+    reason = (f"higher holdout NDCG@{METRIC_K} than {other}: {mine[CHAMPION_METRIC]:.4f} vs "
+              f"{theirs[CHAMPION_METRIC]:.4f} (95% intervals "
+              f"{'overlap' if overlap else 'do not overlap'})")
+    if mine[CHAMPION_METRIC] == theirs[CHAMPION_METRIC]:
+        reason = f"the same holdout NDCG@{METRIC_K} as {other}; the first candidate is kept"
+    return champion, reason
+
+
+def _evaluate(models: dict[str, nn.Module], data: RecommenderData, cfg: RecommenderConfig,
               ctx: DistContext) -> dict:
+    """Every model's holdout metrics with intervals, and the champion among the learned ones."""
     relevant = evaluate.relevant_items(data.holdout)
     customers = sorted(relevant)
-    model_top = customer_top_k(model, customers, METRIC_K, ctx.device, cfg.trainer.score_chunk)
-    popular = evaluate.popularity_ranking(data.train, data.n_products, METRIC_K)
-    baseline_top = np.tile(popular, (len(customers), 1))
+    tops, settings = baseline_rankings(data, customers, cfg)
+    for name, model in models.items():
+        tops[name] = customer_top_k(model, customers, METRIC_K, ctx.device,
+                                    cfg.trainer.score_chunk)
+    summaries = {
+        name: evaluate.summarize(
+            evaluate.per_customer_metrics(top, customers, relevant, METRIC_K), cfg.trainer.seed)
+        for name, top in tops.items()
+    }
+    champion, reason = choose_champion(summaries)
+    means = [f"recall_at_{METRIC_K}", f"ndcg_at_{METRIC_K}"]
     metrics = {
-        "model": evaluate.ranking_metrics(model_top, customers, relevant, METRIC_K),
-        "baseline": evaluate.ranking_metrics(baseline_top, customers, relevant, METRIC_K),
+        "model": {name: summaries[champion][name] for name in means},
+        "baseline": {name: summaries["popularity"][name] for name in means},
+        "champion": champion,
+        "champion_reason": reason,
+        "models": summaries,
+        "confidence_interval": evaluate.CI_METHOD,
+        **settings,
         "holdout_weeks": cfg.data.holdout_weeks,
+        "holdout_start": str(data.holdout_start.date()),
         "train_interactions": len(data.train),
         "holdout_customers": len(customers),
     }
-    log.info("recommender holdout: model %s, popularity %s", metrics["model"], metrics["baseline"])
+    for name, summary in summaries.items():
+        cells = [f"{metric} {summary[metric]:.4f} [{summary[metric + '_ci_low']:.4f}, "
+                 f"{summary[metric + '_ci_high']:.4f}]" for metric in means]
+        log.info("recommender holdout %-10s %s", name, "  ".join(cells))
+    log.info("recommender champion: %s (%s)", champion, reason)
     return metrics
+
+
+def _from_main(value: object, ctx: DistContext) -> object:
+    """Rank 0's `value` on every rank."""
+    if not dist.is_initialized():
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0, device=ctx.device if ctx.device.type == "cuda"
+                               else None)
+    return box[0]
 
 
 def train(cfg: RecommenderConfig) -> dict | None:
@@ -229,16 +377,22 @@ def train(cfg: RecommenderConfig) -> dict | None:
         data = load(folder.path, cfg.data.holdout_weeks)
         models_dir = (cfg.trainer.models_dir or default_models_dir()) / "recommender"
         log.info("recommender: %d customers, %d products, %d training and %d holdout "
-                 "interactions, world size %d", data.n_customers, data.n_products,
-                 len(data.train), len(data.holdout), ctx.world_size)
-        model = _train_model(cfg, ctx, data, data.train,
-                             models_dir / "holdout_checkpoint.pt", "holdout")
-        metrics = _evaluate(model, data, cfg, ctx) if ctx.is_main else None
+                 "interactions (holdout from %s), world size %d", data.n_customers,
+                 data.n_products, len(data.train), len(data.holdout), data.holdout_start.date(),
+                 ctx.world_size)
+        evaluated = {
+            name: _train_model(name, cfg, ctx, data, data.at_holdout, data.train,
+                               models_dir / f"holdout_{name}.pt", "holdout")
+            for name in LEARNED
+        }
+        metrics = _evaluate(evaluated, data, cfg, ctx) if ctx.is_main else None
+        champion = str(_from_main(metrics["champion"] if metrics else None, ctx))
         if cfg.trainer.refit:
-            everything = pd.concat([data.train, data.holdout], ignore_index=True)
-            model = _train_model(cfg, ctx, data, everything, models_dir / "checkpoint.pt", "all")
+            model = _train_model(champion, cfg, ctx, data, data.at_plan_week, data.interactions,
+                                 models_dir / "checkpoint.pt", "all")
         else:
-            _copy_checkpoint(models_dir, ctx)
+            model = _with_latest_inputs(champion, evaluated[champion], cfg, data)
+            _copy_checkpoint(models_dir, champion, ctx)
         if ctx.is_main:
             write_recommendations(model.to(ctx.device), data, cfg.data.top_n,
                                   folder.recommendations, cfg.trainer.score_chunk)
@@ -249,11 +403,11 @@ def train(cfg: RecommenderConfig) -> dict | None:
         cleanup_distributed()
 
 
-def _copy_checkpoint(models_dir: Path, ctx: DistContext) -> None:
-    """Without refit the evaluated model is the final one: publish it as checkpoint.pt."""
+def _copy_checkpoint(models_dir: Path, champion: str, ctx: DistContext) -> None:
+    """Without refit the evaluated champion is the final model: publish it as checkpoint.pt."""
     if ctx.is_main:
         tmp = models_dir / ".checkpoint.pt.tmp"
-        tmp.write_bytes((models_dir / "holdout_checkpoint.pt").read_bytes())
+        tmp.write_bytes((models_dir / f"holdout_{champion}.pt").read_bytes())
         os.replace(tmp, models_dir / "checkpoint.pt")
     barrier(ctx)
 
@@ -265,13 +419,21 @@ def parse_args(argv: list[str] | None = None) -> RecommenderConfig:
                         help="customers kept per product (default: CANDIDATE_FACTOR x the run's "
                         "audience size)")
     parser.add_argument("--refit", action=argparse.BooleanOptionalAction, default=None,
-                        help="retrain on all weeks before recommending (default: on)")
+                        help="retrain the champion on all weeks before recommending (default: on)")
+    parser.add_argument("--sequence-epochs", type=int, default=None,
+                        help="epochs of the sequence model (default: --epochs or the run's "
+                        "epochs when given, else its own default)")
     args = parser.parse_args(argv)
     params = run_params(args.run_dir)
-    return configure(RecommenderConfig(), args, params,
-                     data={"top_n": CANDIDATE_FACTOR * params.audience_size
-                           if args.top_n is None else args.top_n},
-                     trainer={"refit": args.refit})
+    cfg = configure(RecommenderConfig(), args, params,
+                    data={"top_n": CANDIDATE_FACTOR * params.audience_size
+                          if args.top_n is None else args.top_n},
+                    trainer={"refit": args.refit})
+    epochs = next((e for e in (args.sequence_epochs, args.epochs, params.epochs or None)
+                   if e is not None), None)
+    if epochs is not None:
+        cfg = replace(cfg, sequence=replace(cfg.sequence, epochs=epochs))
+    return cfg
 
 
 def main(argv: list[str] | None = None) -> None:
