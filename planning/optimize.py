@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from planning.offers import OFFER_COLUMNS
 from promoflow.run import RunParams
 
 log = logging.getLogger(__name__)
@@ -312,8 +313,6 @@ def _solution(chosen: pd.DataFrame, offers: pd.DataFrame, **fields) -> Solution:
 
 
 def _no_offers(offers: pd.DataFrame | None) -> pd.DataFrame:
-    from planning.offers import OFFER_COLUMNS
-
     return (offers.iloc[0:0] if offers is not None else pd.DataFrame(columns=OFFER_COLUMNS))
 
 

@@ -84,11 +84,14 @@ def make_plan(run: Run, settings: Settings | None = None) -> dict:
              "on average", contact.effect, contact.weeks, contact.std_error,
              "learned" if model.learned else "not learned yet (deal proneness ranks)",
              buyers.mean())
-    solution = plan_discounts(
-        forecasts, products, params,
-        offers=lambda table: offer_candidates(table, raw_forecasts, recipients, params)[0])
-    _, offer_rows = offer_candidates(solution.chosen, raw_forecasts, recipients, params)
-    offers, offer_rows = apply_cap(solution.offers, offer_rows, params.max_offers_per_customer)
+    found: dict[str, pd.DataFrame] = {}
+
+    def candidates_of(table: pd.DataFrame) -> pd.DataFrame:
+        found["offers"], found["rows"] = offer_candidates(table, raw_forecasts, recipients, params)
+        return found["offers"]
+
+    solution = plan_discounts(forecasts, products, params, offers=candidates_of)
+    offers, offer_rows = apply_cap(solution.offers, found["rows"], params.max_offers_per_customer)
     chosen = solution.chosen.merge(products[["product_id", "product_name"]], on="product_id",
                                    how="left")
     lines = chosen[chosen["discount_depth"] > 0].sort_values("product_id").reset_index(drop=True)

@@ -32,6 +32,16 @@ class Tower(nn.Module):
         return self.id_embedding(ids) + self.mlp(side)
 
 
+def register_features(module: nn.Module, customer_features: torch.Tensor,
+                      customer_category: torch.Tensor, product_features: torch.Tensor,
+                      product_category: torch.Tensor) -> None:
+    """The feature tables as buffers of `module` (so a forward pass needs only indices)."""
+    module.register_buffer("customer_features", customer_features.float())
+    module.register_buffer("customer_category", customer_category.long())
+    module.register_buffer("product_features", product_features.float())
+    module.register_buffer("product_category", product_category.long())
+
+
 class TwoTower(nn.Module):
     """Scores every product for a batch of customers."""
 
@@ -46,10 +56,8 @@ class TwoTower(nn.Module):
         hidden: int = 64,
     ) -> None:
         super().__init__()
-        self.register_buffer("customer_features", customer_features.float())
-        self.register_buffer("customer_category", customer_category.long())
-        self.register_buffer("product_features", product_features.float())
-        self.register_buffer("product_category", product_category.long())
+        register_features(self, customer_features, customer_category, product_features,
+                          product_category)
         self.customer_tower = Tower(len(customer_features), customer_features.shape[1],
                                     n_categories, dim, hidden)
         self.product_tower = Tower(len(product_features), product_features.shape[1],

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from training.recommender.model import Tower
+from training.recommender.model import Tower, register_features
 
 #: Multipliers of the within-week order hash (Knuth's multiplicative hashing).
 _HASH_PRODUCT = np.uint64(2654435761)
@@ -110,10 +110,8 @@ class SequenceRecommender(nn.Module):
         hidden: int = 64,
     ) -> None:
         super().__init__()
-        self.register_buffer("customer_features", customer_features.float())
-        self.register_buffer("customer_category", customer_category.long())
-        self.register_buffer("product_features", product_features.float())
-        self.register_buffer("product_category", product_category.long())
+        register_features(self, customer_features, customer_category, product_features,
+                          product_category)
         self.register_buffer("histories", histories.long())
         self.register_buffer("history_lengths", history_lengths.long())
         self.n_products = len(product_features)
