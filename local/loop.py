@@ -143,14 +143,15 @@ def offer_lines(rows: list[dict]) -> list[str]:
 
 
 def forget_published(dataset: str, settings: Settings) -> None:
-    """Remove what an earlier loop published for the dataset: its plans (their lines, targets,
-    results and experiments go with them) and measurements. A fresh market is a new history;
+    """Remove what an earlier loop published for the dataset: its plans (every version and the
+    current-version pointers; their lines, targets, results and experiments go with them) and
+    measurements. A fresh market is a new history;
     the next plans must not learn from the weeks of an earlier one."""
     with connect(settings) as conn, conn.cursor() as cur:
         cur.execute("select to_regclass('published.plans')")
         if cur.fetchone()[0] is None:
             return
-        for table in ("plan_results", "experiment_results", "forecast_accuracy"):
+        for table in ("plan_results", "experiment_results", "forecast_accuracy", "current_plans"):
             cur.execute("select to_regclass(%s)", (f"published.{table}",))
             if cur.fetchone()[0] is not None:
                 cur.execute(f"delete from published.{table} where dataset = %s", (dataset,))

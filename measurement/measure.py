@@ -2,7 +2,8 @@
 
     python -m measurement.measure --dataset demo [--plan-week YYYY-MM-DD]   (DAG promo_measure)
 
-For a published plan (dataset, plan week), from the marts and the published plan only:
+For a published plan (dataset, plan week), from the marts and the week's current plan version
+(`published.current_plans`) only:
 
 - `published.plan_results`: per promoted line, the week's actual units against the forecast at
   the chosen discount and against the no-promotion baseline: the no-promotion forecast times
@@ -161,8 +162,8 @@ def _loaded_dataset(cur) -> str | None:
 
 
 def _read_week(cur, dataset: str, plan_week: dt.date) -> dict:
-    plans = _frame(cur, "select run_id from published.plans where dataset = %s and plan_week = %s",
-                   (dataset, plan_week))
+    plans = _frame(cur, "select run_id from published.current_plans "
+                        "where dataset = %s and plan_week = %s", (dataset, plan_week))
     if plans.empty:
         raise MeasureError(f"No published plan of dataset {dataset} for the week of {plan_week}; "
                            "run the weekly flow for that week first.")
@@ -286,9 +287,16 @@ def measurable_weeks(dataset: str, settings: Settings | None = None) -> list[dt.
             return []
         cur.execute("select max(week_start) from marts.product_week_sales where units > 0")
         (last_week,) = cur.fetchone()
-        cur.execute("select plan_week from published.plans where dataset = %s and plan_week <= %s "
-                    "order by plan_week", (dataset, last_week))
+        cur.execute("select plan_week from published.current_plans where dataset = %s "
+                    "and plan_week <= %s order by plan_week", (dataset, last_week))
         return [row[0] for row in cur.fetchall()]
+
+
+def _measured_weeks(dataset: str, settings: Settings | None = None) -> set[dt.date]:
+    with connect(settings) as conn, conn.cursor() as cur:
+        cur.execute("select distinct plan_week from published.experiment_results "
+                    "where dataset = %s", (dataset,))
+        return {row[0] for row in cur.fetchall()}
 
 
 def measure_dataset(dataset: str, plan_week: dt.date | None = None,
@@ -307,11 +315,14 @@ def measure_before_planning(run, settings: Settings | None = None) -> list[dict]
     """The weekly flow's step before it plans: every published week of the run's dataset whose
     sales are in and that lies before the plan week is measured, so the plan counts what the
     last campaigns did (planning/contacts.py). A week that cannot be measured (no holdout, no
-    promoted line) is named in a warning and skipped: it does not stop the plan."""
+    promoted line) is named in a warning and skipped: it does not stop the plan. A replay
+    (`as_of` set) measures only the weeks never measured: its data stops at its time, and the
+    results made since with later data (the dip weeks) are kept."""
     ensure_schema(settings)
     summaries = []
+    measured = _measured_weeks(run.params.dataset, settings) if run.params.as_of else set()
     for week in measurable_weeks(run.params.dataset, settings):
-        if week >= run.plan_week:
+        if week >= run.plan_week or week in measured:
             continue
         try:
             summaries.append(_measure_week(run.params.dataset, week, settings))

@@ -1,6 +1,6 @@
--- What each published plan week really did (promo_measure, measurement/measure.py). A week
--- measured again replaces its rows; a plan replaced by a rerun of its week takes its results
--- with it (on delete cascade). The BI role reads these tables like the rest of `published`.
+-- What each published plan week really did (promo_measure, measurement/measure.py), measured on
+-- the week's current version; a week measured again (after a rerun, on the new version) replaces
+-- its rows. The BI role reads these tables like the rest of `published`.
 create schema if not exists published;
 
 create table if not exists published.plan_results (

@@ -191,7 +191,7 @@ def measured_targets(dataset: str, plan_week: dt.date,
             "           where not l.is_return and l.quantity > 0) "
             "select t.plan_week, t.product_id, t.customer_id, t.assignment, "
             "       b.customer_id is not null as bought "
-            "from published.plan_targets t join published.plans p using (run_id) "
+            "from published.plan_targets t join published.current_plans p using (run_id) "
             "join weeks w on w.plan_week = t.plan_week "
             "left join bought b on b.week_start = t.plan_week and b.product_id = t.product_id "
             "     and b.customer_id = t.customer_id "

@@ -44,10 +44,20 @@ def engine(settings: Settings | None = None):
     return create_engine(s.sqlalchemy_url, pool_pre_ping=True)
 
 
+def current_plans_table(cur) -> str:
+    """The relation of the current plan version per dataset and plan week (columns dataset,
+    plan_week, run_id): `published.current_plans`, or `published.plans` in a warehouse that
+    no publish has migrated yet (it holds one plan per week)."""
+    cur.execute("select to_regclass('published.current_plans')")
+    return "published.current_plans" if cur.fetchone()[0] is not None else "published.plans"
+
+
 def latest_published_run_id(dataset: str, settings: Settings | None = None) -> str | None:
-    """The run whose plan of `dataset` was published last (None when there is none)."""
+    """The current plan version of `dataset` that was published last (None when there is
+    none)."""
     with connect(settings) as conn, conn.cursor() as cur:
-        cur.execute("select run_id from published.plans where dataset = %s "
-                    "order by published_at desc limit 1", (dataset,))
+        cur.execute(f"select c.run_id from {current_plans_table(cur)} c join published.plans p "
+                    "using (run_id) where c.dataset = %s order by p.published_at desc, "
+                    "c.plan_week desc limit 1", (dataset,))
         row = cur.fetchone()
     return row[0] if row else None

@@ -11,17 +11,21 @@
    stages. A failure raises PublishAuditError naming the check, empties staging and leaves
    `published` untouched.
 3. Publish: in ONE transaction with the audit (`published.plans` locked against other writers),
-   the plan week's rows are deleted (children cascade) and the staged rows inserted, in key
-   order; staging is emptied in the same transaction.
+   the staged rows are inserted, in key order, as a new plan version (version = run id), and
+   `published.current_plans` points the run's (dataset, plan week) at it; staging is emptied in
+   the same transaction. Earlier versions of the week keep their rows. A republish of the same
+   run id (a task retry) replaces that run's rows only.
 
 The run's customer segments (`segment_profiles`, `customer_segments`) are published with its
 plan; a run folder written before segmentation existed publishes none for its week.
 
-BI readers (views `published.current_plan*` and `current_*segment*`) see the old plan or the
-new one, never a mix, and never duplicates; a publish killed at any point leaves the last good
-plan. Every published value comes from the run's inputs except `published.plans.published_at`,
-the time the plan became visible (the publishing transaction's start): a rerun with the same
-inputs gives identical rows apart from that column (and `run_id`, when the rerun has a new one).
+BI readers (views `published.current_plan*` and `current_*segment*`: per dataset, the current
+version of its latest plan week; `published.current_plans_by_week`, `published.plan_versions`)
+see the old version or the new one, never a mix, and never duplicates; a publish killed at any
+point leaves the last good plan current. Every published value comes from the run's inputs
+except `published.plans.published_at`, the time the plan became visible (the publishing
+transaction's start): a rerun with the same inputs gives identical rows apart from that column
+(and `run_id`, when the rerun has a new one).
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ PLAN_COLUMNS = [
     "contact_effect", "contact_effect_weeks", "expected_contact_units",
     "uplift_learned", "uplift_rows", "uplift_weeks", "uplift_average",
     "max_offers_per_customer", "offers", "offer_recipients", "offer_cost", "expected_offer_profit",
+    "as_of",
 ]
 PLAN_LINE_COLUMNS = [
     "run_id", "plan_week", "product_id", "product_name", "category", "list_price", "unit_cost",
@@ -182,7 +187,8 @@ class PublishAuditError(RuntimeError):
 
 
 def ensure_schema(settings: Settings | None = None) -> None:
-    """Create the published and published_staging tables and the current_plan views."""
+    """Create the published and published_staging tables and the views, migrating an existing
+    warehouse in place."""
     with connect(settings) as conn, conn.cursor() as cur:
         cur.execute(SCHEMA_SQL.read_text())
 
@@ -221,7 +227,8 @@ def _write_staging(cur, plan: dict, frames: dict[str, pd.DataFrame]) -> None:
     _clear_staging(cur)
     cur.execute(f"insert into {STAGING}.plans ({', '.join(PLAN_COLUMNS)}) "
                 f"values ({', '.join(['%s'] * len(PLAN_COLUMNS))})",
-                [plan.get(c) for c in PLAN_COLUMNS])  # a column the plan lacks is null
+                [plan.get(c) or None if c == "as_of" else plan.get(c)  # "": not a replay
+                 for c in PLAN_COLUMNS])  # a column the plan lacks is null
     lines = frames["plan_lines"]
     targets = frames["plan_targets"]
     frames = {**frames, "plan_lines": lines.assign(
@@ -252,14 +259,30 @@ def _audit(cur, run_id: str, plan_week: str, counts: dict[str, int]) -> None:
             raise fail(check, detail.format(*row))
 
 
-def _swap(cur, run_id: str, plan_week: str) -> None:
-    """Replace the plan week in published by the staged run (caller holds the transaction)."""
-    cur.execute("delete from published.plans where plan_week = %s or run_id = %s",
-                (plan_week, run_id))
+#: the (dataset, plan week) of a run as its current version; an earlier one moves to the run
+_POINT = ("insert into published.current_plans (dataset, plan_week, run_id, updated_at) "
+          "select dataset, plan_week, run_id, published_at from published.plans where run_id = %s "
+          "on conflict (dataset, plan_week) do update "
+          "set run_id = excluded.run_id, updated_at = excluded.updated_at")
+#: a (dataset, plan week) left without a current version gets its latest (as in the schema's fill)
+_REFILL = ("insert into published.current_plans (dataset, plan_week, run_id, updated_at) "
+           "select distinct on (dataset, plan_week) dataset, plan_week, run_id, published_at "
+           "from published.plans order by dataset, plan_week, published_at desc, run_id desc "
+           "on conflict do nothing")
+
+
+def _swap(cur, run_id: str) -> None:
+    """Publish the staged run as the current version of its dataset and plan week, keeping the
+    week's earlier versions; the run's own earlier rows (a retry) are replaced (caller holds the
+    transaction)."""
+    cur.execute("delete from published.current_plans where run_id = %s", (run_id,))
+    cur.execute("delete from published.plans where run_id = %s", (run_id,))  # children cascade
     for table, key in [("plans", "run_id"), *((t, k) for t, (_, _, k) in TABLES.items())]:
         columns = ", ".join(PLAN_COLUMNS if table == "plans" else TABLES[table][1])
         cur.execute(f"insert into published.{table} ({columns}) select {columns} "
                     f"from {STAGING}.{table} where run_id = %s order by {key}", (run_id,))
+    cur.execute(_POINT, (run_id,))
+    cur.execute(_REFILL)
     _clear_staging(cur)
 
 
@@ -270,8 +293,8 @@ def publish_plan(plan: dict, plan_lines: pd.DataFrame, targets: pd.DataFrame,
                  segment_profiles: pd.DataFrame | None = None,
                  customer_segments: pd.DataFrame | None = None,
                  offers: pd.DataFrame | None = None) -> None:
-    """Replace the plan of `plan['plan_week']` with this run's rows, all or nothing (without
-    segment frames, the week has no segment rows)."""
+    """Publish this run's rows as the current version of its dataset's `plan['plan_week']`, all
+    or nothing (without segment frames, the version has no segment rows)."""
     ensure_schema(settings)
     run_id, plan_week = plan["run_id"], str(plan["plan_week"])
     if backtest is None:
@@ -295,7 +318,7 @@ def publish_plan(plan: dict, plan_lines: pd.DataFrame, targets: pd.DataFrame,
         try:  # audit and swap in one transaction; readers see the old plan until it commits
             cur.execute("lock table published.plans in share row exclusive mode")
             _audit(cur, run_id, plan_week, counts)
-            _swap(cur, run_id, plan_week)
+            _swap(cur, run_id)
             conn.commit()
         except Exception:
             conn.rollback()
@@ -313,6 +336,12 @@ def metrics_frame(folder: RunFolder) -> pd.DataFrame:
     The recommender's row "recommender" is its champion; each candidate it was chosen among
     (baselines included) also gets rows "recommender/<name>": the holdout metrics and their
     95% interval bounds, each next to popularity's same value.
+
+    The registry's gate (training/gate.py) adds per model: `planned_by_version` (the registered
+    version whose outputs were planned with; baseline "challenger version" and its number),
+    `promoted` (1 or 0; baseline holds the reason, baseline_value the relative tolerance
+    against the champion) and, when there was a champion, `champion_<metric>` (the champion
+    re-scored on the same holdout, next to the challenger's value).
     """
     rows = []
     for model, baseline in (("forecaster", "seasonal_naive"), ("recommender", "popularity")):
@@ -330,6 +359,20 @@ def metrics_frame(folder: RunFolder) -> pd.DataFrame:
                 rows.append({"model": f"{model}/{name}", "metric": metric, "model_value": value,
                              "baseline": baseline,
                              "baseline_value": candidates.get(baseline, {}).get(metric)})
+        decision = metrics.get("decision")
+        if decision:
+            rows.append({"model": model, "metric": "planned_by_version",
+                         "model_value": _version(decision.get("planned_by_version")),
+                         "baseline": "challenger version",
+                         "baseline_value": _version(decision["challenger_version"])})
+            rows.append({"model": model, "metric": "promoted",
+                         "model_value": float(decision["promoted"]),
+                         "baseline": decision["reason"],
+                         "baseline_value": decision["tolerance"]})
+            if decision.get("champion") is not None:
+                rows.append({"model": model, "metric": f"champion_{decision['metric']}",
+                             "model_value": decision["champion"], "baseline": "challenger",
+                             "baseline_value": decision["challenger"]})
         # the forecaster's calibration on the holdout, next to its target
         for metric, target in (("bias_at_discount_0", 0.0), ("p10_p90_coverage", 0.8)):
             if metric in metrics.get("calibration", {}):
@@ -337,6 +380,11 @@ def metrics_frame(folder: RunFolder) -> pd.DataFrame:
                              "model_value": metrics["calibration"][metric], "baseline": "target",
                              "baseline_value": target})
     return pd.DataFrame(rows, columns=["model", "metric", "model_value", "baseline", "baseline_value"])
+
+
+def _version(value: object) -> float | None:
+    """A registered model version (a string in MLflow) as a number."""
+    return None if value is None else float(value)
 
 
 def backtest_frame(folder: RunFolder) -> pd.DataFrame:

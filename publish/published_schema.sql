@@ -1,9 +1,11 @@
--- Tables BI tools read. Every row carries the run that wrote it; a plan week holds one plan.
+-- Tables BI tools read. Every row carries the run that wrote it. Plans are versioned: every
+-- published run keeps its rows (plan version = run id) and published.current_plans names the
+-- current version of each (dataset, plan week).
 create schema if not exists published;
 
 create table if not exists published.plans (
     run_id                        text primary key,
-    plan_week                     date not null unique,
+    plan_week                     date not null,
     published_at                  timestamptz not null default now(),
     dataset                       text not null,
     budget                        double precision not null,
@@ -115,16 +117,6 @@ create table if not exists published.model_metrics (
     primary key (run_id, model, metric)
 );
 
-create or replace view published.current_plan as
-    select * from published.plans
-    where plan_week = (select max(plan_week) from published.plans);
-
-create or replace view published.current_plan_lines as
-    select l.* from published.plan_lines l join published.current_plan p using (run_id);
-
-create or replace view published.current_plan_targets as
-    select t.* from published.plan_targets t join published.current_plan p using (run_id);
-
 create table if not exists published.forecast_backtest (
     run_id            text not null references published.plans (run_id) on delete cascade,
     plan_week         date not null,
@@ -210,15 +202,6 @@ comment on column published.customer_segments.customer_id is 'The customer (an i
 comment on column published.customer_segments.segment_id is 'The customer''s segment (published.segment_profiles); 0 = no purchases in the 52 weeks before the plan week.';
 comment on column published.customer_segments.lifecycle is 'new (signed up in the 8 weeks before the plan week), else active (a purchase in the 4 weeks before), lapsing (last purchase 4 to 13 weeks before) or churned (none for 13 weeks or more, or never).';
 
--- the latest plan week's segments (as current_plan, without depending on that view)
-create or replace view published.current_segment_profiles as
-    select s.* from published.segment_profiles s
-    where s.plan_week = (select max(plan_week) from published.plans);
-
-create or replace view published.current_customer_segments as
-    select c.* from published.customer_segments c
-    where c.plan_week = (select max(plan_week) from published.plans);
-
 -- Personal offers of the run's plan (planning/offers.py): a coupon deeper than the public
 -- price for the treated targets of one segment on one promoted product.
 alter table published.plans add column if not exists max_offers_per_customer integer;
@@ -255,8 +238,77 @@ comment on column published.plan_offers.expected_incremental_units is 'Units the
 comment on column published.plan_offers.expected_spend is 'Extra discount the coupon is expected to give away over the public price.';
 comment on column published.plan_offers.expected_incremental_profit is 'Profit the coupon is expected to add over the plain contact at the public price (the segment''s estimated price response).';
 
+-- A replay (the run parameter as_of): the plan used only the data dated before this day.
+alter table published.plans add column if not exists as_of date;
+comment on column published.plans.as_of is 'Replays only: the plan was made with the data as it stood at 00:00 UTC that day (ingest.load.cut_as_of); null: with all the data landed when it ran.';
+
+-- Plan versions. Every published run keeps its rows (plan version = run id); a rerun of a
+-- (dataset, plan week) adds a version and moves that key's pointer below in the publishing
+-- transaction, so readers see the previous version or the new one, never both. A republish of
+-- the same run id (a task retry) replaces that run's rows only.
+-- Migration of warehouses that held one plan per week: the week's uniqueness is dropped in place
+-- and every existing plan becomes the current version of its (dataset, plan week).
+alter table published.plans drop constraint if exists plans_plan_week_key;
+create index if not exists plans_dataset_plan_week on published.plans (dataset, plan_week);
+
+create table if not exists published.current_plans (
+    dataset     text not null,
+    plan_week   date not null,
+    run_id      text not null unique references published.plans (run_id),
+    updated_at  timestamptz not null default now(),
+    primary key (dataset, plan_week)
+);
+comment on table published.current_plans is 'The current plan version of each dataset and plan week: the run published last for it. Moved by each publish in the same transaction as its rows.';
+comment on column published.current_plans.run_id is 'The current version (published.plans.run_id); the other runs of the week stay in published.plans as earlier versions.';
+comment on column published.current_plans.updated_at is 'When this version became current (its publishing transaction''s start).';
+
+-- every (dataset, plan week) without a pointer gets its latest version (the migration's fill)
+insert into published.current_plans (dataset, plan_week, run_id, updated_at)
+    select distinct on (dataset, plan_week) dataset, plan_week, run_id, published_at
+    from published.plans order by dataset, plan_week, published_at desc, run_id desc
+    on conflict do nothing;
+
+-- BI views. is_current comes first so that columns added to plans later extend the view.
+create or replace view published.plan_versions as
+    select p.run_id in (select run_id from published.current_plans) as is_current, p.*
+    from published.plans p;
+comment on view published.plan_versions is 'Every published plan version (one per run) with whether it is the current version of its dataset and plan week.';
+
+create or replace view published.current_plans_by_week as
+    select p.* from published.plans p
+    where p.run_id in (select run_id from published.current_plans);
+comment on view published.current_plans_by_week is 'The current plan version of every dataset and plan week.';
+
+create or replace view published.current_plan as
+    select p.* from published.plans p
+    where p.run_id in (select distinct on (dataset) run_id from published.current_plans
+                       order by dataset, plan_week desc);
+comment on view published.current_plan is 'Per dataset, the current version of its latest plan week (one row per dataset).';
+
+create or replace view published.current_plan_lines as
+    select l.* from published.plan_lines l join published.current_plan p using (run_id);
+comment on view published.current_plan_lines is 'Lines of published.current_plan (per dataset, its latest plan week''s current version).';
+
+create or replace view published.current_plan_targets as
+    select t.* from published.plan_targets t join published.current_plan p using (run_id);
+comment on view published.current_plan_targets is 'Targets of published.current_plan (per dataset, its latest plan week''s current version).';
+
 create or replace view published.current_plan_offers as
     select o.* from published.plan_offers o join published.current_plan p using (run_id);
+comment on view published.current_plan_offers is 'Personal offers of published.current_plan (per dataset, its latest plan week''s current version).';
+
+-- the segments of current_plan's runs (without depending on that view)
+create or replace view published.current_segment_profiles as
+    select s.* from published.segment_profiles s
+    where s.run_id in (select distinct on (dataset) run_id from published.current_plans
+                       order by dataset, plan_week desc);
+comment on view published.current_segment_profiles is 'Segments of published.current_plan''s runs (per dataset, its latest plan week''s current version).';
+
+create or replace view published.current_customer_segments as
+    select c.* from published.customer_segments c
+    where c.run_id in (select distinct on (dataset) run_id from published.current_plans
+                       order by dataset, plan_week desc);
+comment on view published.current_customer_segments is 'Customer segments of published.current_plan''s runs (per dataset, its latest plan week''s current version).';
 
 -- Write-audit-publish staging: a run's rows land here first, are audited in SQL, then moved to
 -- published in one transaction and removed. Unlogged (scratch data) and without keys or checks,
@@ -297,6 +349,7 @@ alter table published_staging.plans add column if not exists offer_cost double p
 alter table published_staging.plans add column if not exists expected_offer_profit double precision;
 alter table published_staging.plan_targets add column if not exists offer_depth double precision;
 create unlogged table if not exists published_staging.plan_offers (like published.plan_offers);
+alter table published_staging.plans add column if not exists as_of date;
 
 -- A synthetic market's plans scored on its ground truth (python -m scoring.score), one row per
 -- policy: the plan, no promotion, a simple rule and the oracle.

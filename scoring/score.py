@@ -287,8 +287,8 @@ def publish_scores(run: Run, scores: list[PolicyScore], settings: Settings | Non
     with connect(settings) as conn, conn.cursor() as cur:
         cur.execute("select 1 from published.plans where run_id = %s for share", (run.run_id,))
         if cur.fetchone() is None:
-            raise ScoringError(f"run {run.run_id} has no published plan (a later run of its "
-                               "week replaced it, or it never published); score that one.")
+            raise ScoringError(f"run {run.run_id} has no published plan (it never published, "
+                               "or its dataset's plans were removed); score a published run.")
         cur.execute("delete from published.plan_scores where run_id = %s", (run.run_id,))
         for item in scores:
             cur.execute(

@@ -55,7 +55,7 @@ from scipy.spatial.distance import cdist
 
 from promoflow.run import Run
 from promoflow.settings import Settings, get_settings
-from promoflow.warehouse import connect
+from promoflow.warehouse import connect, current_plans_table
 from spark_jobs.customer_profiles import (
     CHANNELS,
     LIFECYCLES,
@@ -385,8 +385,9 @@ def previous_segments(dataset: str, plan_week: date,
         cur.execute("select to_regclass('published.segment_profiles')")
         if cur.fetchone()[0] is None:
             return None
-        earlier = ("from published.segment_profiles s join published.plans p using (run_id) "
-                   "where p.dataset = %(dataset)s and p.plan_week < %(week)s")
+        # the current versions of the earlier weeks
+        earlier = (f"from published.segment_profiles s join {current_plans_table(cur)} p "
+                   "using (run_id) where p.dataset = %(dataset)s and p.plan_week < %(week)s")
         cur.execute(f"select max(s.segment_id), max(p.plan_week) {earlier}",
                     {"dataset": dataset, "week": plan_week})
         max_id, latest = cur.fetchone()

@@ -137,7 +137,7 @@ def _published_rows(settings, run_id):
 
 
 @pytest.mark.integration
-def test_rerunning_the_week_publishes_identical_rows_once(settings, published):
+def test_rerunning_the_week_publishes_an_identical_new_version(settings, published):
     first = _published_rows(settings, published["run_id"])
     conf = {"dataset": "tiny", "plan_week": str(published["plan_week"]), "budget": BUDGET,
             "max_discount": 0.3, "margin_floor": MARGIN_FLOOR, "max_promos_per_category": 3,
@@ -145,12 +145,13 @@ def test_rerunning_the_week_publishes_identical_rows_once(settings, published):
     again = run_weekly(conf, settings)
     assert again["run_id"] != published["run_id"]
     assert _published_rows(settings, again["run_id"]) == first
-    # the week has one plan, the rerun's; the first run's rows are gone
-    assert _rows(settings, "select run_id from published.plans where plan_week = %s",
-                 (published["plan_week"],)) == [(again["run_id"],)]
-    for table in PUBLISHED_TABLES:
-        assert _rows(settings, f"select count(*) from published.{table} where run_id = %s",
-                     (published["run_id"],))[0][0] == 0
+    # the rerun is a new version, the current one; the first run's version keeps its rows
+    assert _rows(settings, "select run_id from published.current_plans where dataset = 'tiny' "
+                 "and plan_week = %s", (published["plan_week"],)) == [(again["run_id"],)]
+    assert _rows(settings, "select run_id from published.plans where plan_week = %s "
+                 "order by published_at", (published["plan_week"],)) == [
+                     (published["run_id"],), (again["run_id"],)]
+    assert _published_rows(settings, published["run_id"]) == first
 
 
 @pytest.mark.integration
@@ -181,3 +182,37 @@ def test_the_plan_is_scored_on_the_ground_truth(settings, published):
                       "where run_id = %s", (run_id,)))
     assert rows["oracle"] == 1.0 and rows["no_promotion"] == 0.0
     assert rows["plan"] is not None and rows["plan"] <= 1.0 + 1e-9
+
+
+@pytest.mark.integration
+def test_a_replayed_week_gives_the_plan_of_its_original_run(settings, published, tiny_landing):
+    """The plan week happens (simulated) and is delivered to a copy of the landing folder;
+    replayed as of the week's Monday, the copy gives the original run's plan lines."""
+    import shutil
+
+    import pandas as pd
+
+    from promoflow.run import RunFolder
+    from sources.synthetic.simulate import simulate_week
+
+    week = published["plan_week"]
+    lines = ("select product_id, discount_depth, promo_price, units_p10, units_p50, units_p90, "
+             "promotion_cost, expected_incremental_profit, binding_constraint "
+             "from published.plan_lines where run_id = %s order by product_id")
+    original = _rows(settings, lines, (published["run_id"],))
+    later = settings.landing_dir / "tiny_later"
+    truth = settings.ground_truth_dir / "tiny_later"
+    shutil.copytree(tiny_landing, later)
+    shutil.copytree(settings.ground_truth_dir / "tiny", truth)
+    folder = RunFolder(settings.runs_dir / published["run_id"])
+    simulate_week(later, truth, week, pd.read_parquet(folder.plan_lines),
+                  pd.read_parquet(folder.plan_targets), seed=42)
+    conf = {"dataset": "tiny_later", "plan_week": str(week), "as_of": str(week),
+            "budget": BUDGET, "max_discount": 0.3, "margin_floor": MARGIN_FLOOR,
+            "max_promos_per_category": 3, "audience_size": AUDIENCE, "holdout_fraction": 0.2,
+            "epochs": 0, "seed": 42}
+    replay = run_weekly(conf, settings)
+    ((later_orders,),) = _rows(settings, "select later_rows from audit.ingest_runs "
+                               "where run_id = %s and table_name = 'orders'", (replay["run_id"],))
+    assert later_orders > 0  # the delivered week was there, and left out
+    assert _rows(settings, lines, (replay["run_id"],)) == original

@@ -1,4 +1,4 @@
-"""Publishing into the real warehouse: write-audit-publish, one plan per week, all or nothing."""
+"""Publishing into the real warehouse: write-audit-publish, versions of a week, all or nothing."""
 
 import os
 import signal
@@ -17,22 +17,25 @@ from promoflow.warehouse import connect
 from publish.publish import STAGING, TABLES, PublishAuditError, publish_plan
 from tests.publish.plans import big_plan, small_plan
 
-KEYS = {"plans": "run_id", **{table: f"run_id, {key}" for table, (_, _, key) in TABLES.items()}}
+KEYS = {"plans": "run_id", **{table: f"run_id, {key}" for table, (_, _, key) in TABLES.items()},
+        "current_plans": "dataset, plan_week"}
 
 
 def _published(settings, week: date | None = None, run_id: bool = True) -> dict[str, list]:
-    """Rows of every published table (of one plan week, or all), in key order."""
+    """Rows of every published table and of the current-version pointers (of one plan week's
+    current version, or all), in key order."""
     out = {}
     with connect(settings) as conn, conn.cursor() as cur:
         for table, key in KEYS.items():
             where = "true" if week is None else (
-                "run_id in (select run_id from published.plans where plan_week = %(week)s)")
+                "run_id in (select run_id from published.current_plans "
+                "where plan_week = %(week)s)")
             cur.execute(f"select * from published.{table} where {where} order by {key}",
                         {"week": week})
             names = [d.name for d in cur.description]
             drop = {"run_id"} if not run_id else set()
-            if week is not None:
-                drop.add("published_at")  # the time the plan became visible; see publish.py
+            if week is not None:  # the time the plan became visible; see publish.py
+                drop.update({"published_at", "updated_at"})
             out[table] = [tuple(v for n, v in zip(names, row) if n not in drop)
                           for row in cur.fetchall()]
     return out
@@ -46,20 +49,25 @@ def _staged_rows(settings) -> int:
 
 
 @pytest.mark.integration
-def test_rerun_of_a_week_gives_identical_rows_without_duplicates(settings):
+def test_rerun_of_a_week_gives_an_identical_version_without_duplicates(settings):
     week = date(2026, 11, 16)
     publish_plan(*small_plan("run-a", week), settings=settings)
     first = _published(settings, week)
-    publish_plan(*small_plan("run-a", week), settings=settings)
+    publish_plan(*small_plan("run-a", week), settings=settings)  # a retry: the run replaced
     assert _published(settings, week) == first
-    publish_plan(*small_plan("run-b", week), settings=settings)
+    publish_plan(*small_plan("run-b", week), settings=settings)  # a rerun: a new version
     second = _published(settings, week, run_id=False)
     assert second == _published(settings, week, run_id=False) and len(second["plans"]) == 1
-    assert second == {t: [r[1:] for r in rows] for t, rows in first.items()}  # run_id is first
+    unpointed = {t: [r[1:] if t != "current_plans" else r[:2] for r in rows]
+                 for t, rows in first.items()}  # run_id is first, after (dataset, plan_week)
+    assert second == unpointed
     assert len(second["plan_lines"]) > 0 and len(second["plan_targets"]) > 0
     with connect(settings) as conn, conn.cursor() as cur:
-        cur.execute("select run_id from published.plans where plan_week = %s", (week,))
+        cur.execute("select run_id from published.current_plans where plan_week = %s", (week,))
         assert cur.fetchall() == [("run-b",)]
+        cur.execute("select run_id from published.plans where plan_week = %s order by 1",
+                    (week,))
+        assert cur.fetchall() == [("run-a",), ("run-b",)]  # the first version kept
         for table, key in KEYS.items():
             cur.execute(f"select count(*) - count(distinct ({key})) from published.{table}")
             assert cur.fetchone() == (0,), table
@@ -127,17 +135,21 @@ def test_an_audit_failure_leaves_published_unchanged(settings, spoil, message):
     assert _staged_rows(settings) == 0
 
 
-KILL_WEEK = date(2030, 1, 7)  # the latest week of the session: published.current_plan shows it
+KILL_WEEK = date(2030, 1, 7)  # the dataset's latest week: published.current_plan shows it
 N_TARGETS = 200_000
+#: the current plan of the test plans' dataset (other tests publish other datasets too)
+OF_UNIT = "run_id in (select run_id from published.current_plan where dataset = 'unit')"
 
 
 def _bi_view(bi_settings) -> dict:
     with connect(bi_settings) as conn, conn.cursor() as cur:
-        cur.execute("select * from published.current_plan")
+        cur.execute(f"select * from published.current_plan where {OF_UNIT}")
         plan = cur.fetchall()
-        cur.execute("select * from published.current_plan_lines order by product_id")
+        cur.execute(f"select * from published.current_plan_lines where {OF_UNIT} "
+                    "order by product_id")
         lines = cur.fetchall()
-        cur.execute("select count(*), count(distinct run_id) from published.current_plan_targets")
+        cur.execute("select count(*), count(distinct run_id) from published.current_plan_targets "
+                    f"where {OF_UNIT}")
         return {"plan": plan, "lines": lines, "targets": cur.fetchone()}
 
 
@@ -203,7 +215,8 @@ def test_a_warehouse_of_the_first_release_is_migrated_in_place(settings):
     added = ("discount_step", "seed", "mip_gap")
     with connect(settings) as conn, conn.cursor() as cur:  # the published schema as it was
         cur.execute("drop view published.current_plan_lines, published.current_plan_targets, "
-                    "published.current_plan_offers, published.current_plan")
+                    "published.current_plan_offers, published.current_plan, "
+                    "published.plan_versions, published.current_plans_by_week")
         for schema in ("published", STAGING):
             cur.execute(f"alter table {schema}.plans "
                         + ", ".join(f"drop column {column}" for column in added))
@@ -235,11 +248,11 @@ def test_the_forecast_backtest_is_published_with_its_plan(settings, roles):
                     "where run_id = 'run-backtest' order by 1, 2")
         rows = cur.fetchall()
     assert len(rows) == 9 and ("overall", "lightgbm", 0.45) in rows
-    publish_plan(*small_plan("run-backtest-2", week), settings=settings)  # rerun: replaced
+    publish_plan(*small_plan("run-backtest-2", week), settings=settings)  # rerun: a version
     with connect(settings) as conn, conn.cursor() as cur:
-        cur.execute("select count(*) from published.forecast_backtest where plan_week = %s",
-                    (week,))
-        assert cur.fetchone()[0] == 0
+        cur.execute("select run_id, count(*) from published.forecast_backtest "
+                    "where plan_week = %s group by 1", (week,))
+        assert cur.fetchall() == [("run-backtest", 9)]  # the current version has none
 
 
 def _offer(plan, lines, offer_depth: float, spend: float) -> pd.DataFrame:

@@ -78,10 +78,14 @@ def test_segments_are_published_with_the_plan_and_bi_reads_them(settings, roles)
         bi, "select column_name from information_schema.columns where table_schema = "
             "'published' and table_name = 'customer_segments' order by ordinal_position")
     ] == CUSTOMER_SEGMENT_COLUMNS
-    # the plan week published again without segments: its segment rows are gone
+    # the plan week published again without segments: its current version has none, the
+    # earlier version keeps its own
     publish_plan(*small_plan("run-segments-2", week), settings=settings)
+    assert _rows(settings, "select count(*) from published.customer_segments c "
+                           "join published.current_plans p using (run_id) "
+                           "where p.plan_week = %s", week) == [(0,)]
     assert _rows(settings, "select count(*) from published.customer_segments "
-                           "where plan_week = %s", week) == [(0,)]
+                           "where run_id = 'run-segments'") == [(4,)]
 
 
 def _unknown_segment(profiles, customers):
