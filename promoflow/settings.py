@@ -70,6 +70,26 @@ class Settings:
     def tmp_dir(self) -> Path:
         return self.work_dir / "tmp"
 
+    # --- model tracking and registry (MLflow) ----------------------------------------------
+    @property
+    def mlflow_dir(self) -> Path:
+        """The local MLflow store: mlflow.db (runs and registry) and artifacts/."""
+        return self.work_dir / "mlflow"
+
+    @property
+    def mlflow_uri(self) -> str:
+        """Tracking and registry URI: PROMO_MLFLOW_URI, else a SQLite file in the work folder."""
+        return _env("PROMO_MLFLOW_URI", f"sqlite:///{self.mlflow_dir / 'mlflow.db'}")
+
+    @property
+    def mlflow_artifacts_dir(self) -> Path:
+        """Where runs of a new local experiment keep their artifacts (model files)."""
+        return self.mlflow_dir / "artifacts"
+
+    def registered_model(self, dataset: str, model: str) -> str:
+        """The registry name of a dataset's model, e.g. promoflow-demo-forecaster."""
+        return f"promoflow-{dataset}-{model}"
+
     def feature_dir(self, name: str) -> Path:
         """Parquet of one feature table in the lake: lake/features/<name>/."""
         return self.lake_dir / "features" / name

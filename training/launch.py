@@ -3,6 +3,9 @@
     run_torchrun("training.forecaster.train", ["--run-dir", str(run_dir)])
     train_forecaster(run)   # a weekly run's stage: the run's folder, parameters from run.json
 
+After torchrun, the gate (training/gate.py) logs the model to MLflow, registers it and decides
+whether it or the registered champion plans.
+
 Uses `python -m torch.distributed.run --standalone` with one process per GPU when CUDA is
 available and two CPU processes (gloo) otherwise. Temporary files of torch and inductor stay in
 the settings' tmp folder, and each worker gets one OpenMP thread.
@@ -89,24 +92,37 @@ def _last_error(lines: collections.deque[str]) -> str:
     return lines[-1][:300] if lines else "no output"
 
 
-def train_recommender(run: Run, settings: Settings | None = None) -> dict:
-    """The recommender stage of a weekly run; its holdout metrics."""
-    return _train("recommender", run, settings)
+def train_recommender(run: Run, settings: Settings | None = None,
+                      args: list[str] | None = None) -> dict:
+    """The recommender stage of a weekly run; its holdout metrics and the gate's decision."""
+    return _train("recommender", run, settings, args or [])
 
 
-def train_forecaster(run: Run, settings: Settings | None = None) -> dict:
-    """The forecaster stage of a weekly run; its holdout metrics."""
-    return _train("forecaster", run, settings)
+def train_forecaster(run: Run, settings: Settings | None = None,
+                     args: list[str] | None = None) -> dict:
+    """The forecaster stage of a weekly run; its holdout metrics and the gate's decision."""
+    return _train("forecaster", run, settings, args or [])
 
 
-def _train(model: str, run: Run, settings: Settings | None) -> dict:
-    """torchrun `training.<model>.train` on the run's folder (it reads the run's run.json)."""
+def _train(model: str, run: Run, settings: Settings | None, args: list[str]) -> dict:
+    """torchrun `training.<model>.train` on the run's folder (it reads the run's run.json;
+    `args` are further options of the train module), then the champion/challenger gate
+    (training/gate.py), which leaves the outputs of the model that plans in the folder."""
+    from training.gate import GateRefused, gate
+
     settings = settings or get_settings()
     folder = run.folder(settings)
     if not folder.run_file.exists():
         raise TrainingFailed(f"{folder.run_file} does not exist; prepare the run first.")
     run_torchrun(f"training.{model}.train",
-                 ["--run-dir", folder.path, "--models-dir", settings.models_dir],
+                 ["--run-dir", folder.path, "--models-dir", settings.models_dir, *args],
                  settings=settings)
+    try:
+        decision = gate(model, run, settings, args)
+    except GateRefused as refused:
+        raise TrainingFailed(str(refused)) from None
     metrics = json.loads(folder.metrics(model).read_text())
-    return {key: metrics[key] for key in ("model", "baseline", "holdout_weeks")}
+    return {**{key: metrics[key] for key in ("model", "baseline", "holdout_weeks")},
+            "decision": {key: decision[key] for key in (
+                "registered_model", "challenger_version", "promoted", "planned_by_version",
+                "reason")}}

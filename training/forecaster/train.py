@@ -22,7 +22,9 @@ Writes to the run folder:
   `dip_lag_weights`, `contact_rate`) and `backtest` (backtest.py);
 - `backtest.parquet` (`backtest.backtest_path`).
 
-The checkpoint goes to <models-dir>/forecaster/checkpoint.pt.
+The checkpoint goes to <models-dir>/forecaster/checkpoint.pt, and the model as it forecasts
+(weights, standardizer, vocabulary, calibration) to <models-dir>/forecaster/model.pt, the bundle
+the registry keeps (training/gate.py, docs/models.md).
 
 Planner inputs, for product p of category c at candidate depth d, with B_p its calibrated P50 at
 depth 0 in the plan week (taken as the baseline of each of the next weeks too):
@@ -257,12 +259,13 @@ def train(cfg: ForecasterConfig) -> dict | None:
         vocab = Vocab.fit(fit_rows, score_rows)
         train_batch = make_batch(fit_rows, standardizer, vocab)
         validation_batch = make_batch(validation_rows, standardizer, vocab)
-        model = DemandForecaster(
+        shape = dict(
             n_features=len(FEATURE_NAMES), n_products=len(vocab.products),
             n_categories=len(vocab.categories), embedding_dim=cfg.model.embedding_dim,
             hidden_dim=cfg.model.hidden_dim, dropout=cfg.model.dropout,
             initial_level=float(train_batch.target.mean()), **standardizer.level_inputs(),
         )
+        model = DemandForecaster(**shape)
         # fused: one kernel over all the (many small) parameters, CPU and CUDA alike
         optimizer = torch.optim.AdamW(model.parameter_groups(
             cfg.optim.lr, cfg.optim.weight_decay, cfg.optim.effect_lr_scale), fused=True)
@@ -292,6 +295,8 @@ def train(cfg: ForecasterConfig) -> dict | None:
                                 standardizer, vocab, cfg, ctx)
             metrics["training"] = result.to_dict(cfg.trainer.epochs, cfg.trainer.patience)
             metrics["chosen_epoch"] = result.best_epoch
+            save_bundle(models_dir / "forecaster" / BUNDLE_NAME, model, shape, standardizer,
+                        vocab, calibration)
             forecasts = forecast_plan_week(model, score_rows, standardizer, vocab, levels,
                                            ctx.device, calibration)
             write_parquet(forecasts, folder.forecasts)
@@ -302,6 +307,39 @@ def train(cfg: ForecasterConfig) -> dict | None:
     finally:
         torch.set_num_threads(threads)
         cleanup_distributed()
+
+
+BUNDLE_NAME = "model.pt"
+
+
+def save_bundle(path: Path, model: DemandForecaster, shape: dict, standardizer: Standardizer,
+                vocab: Vocab, calibration: Calibration) -> None:
+    """Everything that scores rows again later (the registry's artifact), written atomically:
+    weights, constructor arguments, standardizer, vocabulary and calibration."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {"model": model.state_dict(), "shape": shape,
+             "standardizer": standardizer.to_dict(),
+             "products": {_plain(p): i for p, i in vocab.products.items()},
+             "categories": dict(vocab.categories), "calibration": calibration.to_dict()}
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
+
+
+def _plain(value: object) -> object:
+    """A numpy scalar as the Python value it holds."""
+    return value.item() if hasattr(value, "item") else value
+
+
+def load_bundle(path: Path) -> tuple[DemandForecaster, Standardizer, Vocab, Calibration]:
+    """The model, standardizer, vocabulary and calibration saved by `save_bundle`."""
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    model = DemandForecaster(**state["shape"])
+    model.load_state_dict(state["model"])
+    standardizer = Standardizer(**{k: np.asarray(v, dtype=float)
+                                   for k, v in state["standardizer"].items()})
+    return (model.eval(), standardizer, Vocab(state["products"], state["categories"]),
+            Calibration(**state["calibration"]))
 
 
 def contacted(rows: pd.DataFrame) -> np.ndarray:

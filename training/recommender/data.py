@@ -67,6 +67,7 @@ class RecommenderData:
     holdout: pd.DataFrame
     holdout_start: pd.Timestamp
     plan_week: pd.Timestamp
+    categories: tuple[str, ...] = ()  # category names; index i + 1 (0: unknown)
 
     @property
     def n_customers(self) -> int:
@@ -200,4 +201,5 @@ def load(run_dir: Path, holdout_weeks: int) -> RecommenderData:
         holdout=holdout,
         holdout_start=holdout_start,
         plan_week=plan_week,
+        categories=tuple(sorted(names)),
     )

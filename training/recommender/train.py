@@ -14,7 +14,9 @@ of every product, N = CANDIDATE_FACTOR x the run's audience size, capped by the 
 are; streamed product by product to Parquet: the targeting picks the audience among them by
 uplift and consent), and the metrics go to recommender_metrics.json. Checkpoints:
 <models-dir>/recommender/holdout_<model>.pt (the evaluated models) and checkpoint.pt (the
-champion's final model, its name in the checkpoint's extra "kind").
+champion's final model, its name in the checkpoint's extra "kind"); model.pt holds the
+champion's evaluated and final weights with their ids, the bundle the registry keeps
+(training/gate.py, docs/models.md).
 """
 
 from __future__ import annotations
@@ -394,6 +396,8 @@ def train(cfg: RecommenderConfig) -> dict | None:
             model = _with_latest_inputs(champion, evaluated[champion], cfg, data)
             _copy_checkpoint(models_dir, champion, ctx)
         if ctx.is_main:
+            save_bundle(models_dir / BUNDLE_NAME, champion, cfg, data,
+                        holdout=evaluated[champion], final=model)
             write_recommendations(model.to(ctx.device), data, cfg.data.top_n,
                                   folder.recommendations, cfg.trainer.score_chunk)
             folder.write_json(folder.metrics("recommender"), metrics)
@@ -401,6 +405,34 @@ def train(cfg: RecommenderConfig) -> dict | None:
         return metrics
     finally:
         cleanup_distributed()
+
+
+BUNDLE_NAME = "model.pt"
+
+
+def model_config(name: str, cfg: RecommenderConfig) -> dict:
+    """The architecture settings of the learned model `name`."""
+    return asdict(cfg.sequence if name == "sequence" else cfg.model)
+
+
+def save_bundle(path: Path, name: str, cfg: RecommenderConfig, data: RecommenderData, *,
+                holdout: nn.Module, final: nn.Module) -> None:
+    """The chosen model's weights as evaluated on the holdout and as recommending, with the
+    ids and categories their rows stand for (the registry's artifact; feature tables and
+    histories are left out: they are rebuilt from the run that uses it). Written atomically."""
+    def weights(model: nn.Module) -> dict:
+        buffers = {key for key, _ in model.named_buffers()}
+        return {key: value.detach().cpu() for key, value in model.state_dict().items()
+                if key not in buffers}
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {"kind": name, "config": model_config(name, cfg),
+             "customer_ids": data.customer_ids.tolist(), "product_ids": data.product_ids.tolist(),
+             "categories": list(data.categories), "holdout": weights(holdout),
+             "final": weights(final)}
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
 
 
 def _copy_checkpoint(models_dir: Path, champion: str, ctx: DistContext) -> None:
