@@ -31,6 +31,13 @@ if ! command -v docker-compose >/dev/null && [ "$(id -u)" = 0 ] && command -v ap
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null
 fi
 
+# Debian's chromium and its driver run the browser test of the Airflow UI (selenium uses them
+# as they are: nothing is downloaded at test time).
+if { [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; } && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  say "installing chromium and chromium-driver (browser test of the Airflow UI)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
+
 if ! command -v uv >/dev/null || [ "$(uv --version | awk '{print $2}')" != "$UV_VERSION" ]; then
   say "installing uv $UV_VERSION"
   python3.11 -m pip install -q --disable-pip-version-check "uv==$UV_VERSION"
