@@ -10,7 +10,7 @@ WEEKS ?= 4
 
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: demo test setup services stop data weekly airflow bench score simulate-week measure loop score-bench lint clean
+.PHONY: demo test setup services stop data weekly airflow mlflow bench score simulate-week measure report loop score-bench lint clean
 
 demo: setup services data weekly ## set up everything and run the weekly flow on the demo data
 
@@ -35,6 +35,9 @@ weekly: setup services ## run the weekly DAG in-process on DATASET and print the
 airflow: setup services ## start the Airflow UI on http://localhost:8080 (trigger promo_weekly there)
 	@$(PY) -m local.runner airflow
 
+mlflow: setup ## the MLflow UI on http://localhost:5000: training runs, model versions, champions
+	@$(PY) -m mlflow ui --port 5000 --backend-store-uri "$$($(PY) -c 'from promoflow.settings import get_settings; print(get_settings().mlflow_uri)')"
+
 bench: setup ## benchmarks (not tests): the discount MIP by catalogue size
 	@$(PY) scripts/bench_optimizer.py
 
@@ -47,6 +50,9 @@ simulate-week: setup services ## the plan week happens on DATASET's synthetic ma
 
 measure: setup services ## measure DATASET's published plan weeks whose sales are in (PLAN_WEEK=YYYY-MM-DD for one)
 	@$(PY) -m measurement.measure --dataset $(DATASET) $(if $(PLAN_WEEK),--plan-week $(PLAN_WEEK))
+
+report: setup services ## write the HTML plan report of DATASET's latest published run (RUN_ID=... for one) and print its path
+	@$(PY) -m report.plan_report $(if $(RUN_ID),--run-id $(RUN_ID),--dataset $(DATASET))
 
 loop: setup services ## closed loop on a fresh PRESET market: measure, plan, simulate, WEEKS times (~30 min on demo)
 	@$(PY) -m local.loop --preset $(PRESET) --weeks $(WEEKS) --seed $(SEED) $(RUN_ARGS)

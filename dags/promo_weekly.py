@@ -13,8 +13,12 @@ so the plan counts the contact effect its last campaigns had. Once the marts pas
 the `warehouse_marts` Asset is updated: it triggers `promo_measure`, which measures them (again,
 rerun-safe) on its own, and which can be run by hand for one plan week.
 
-Trigger with the form: its fields, defaults and bounds come from the run contract
-(`promoflow/run.py`, `RunParams`). Each task is one call of its stage's entry point with the run
+Runs every Monday at 06:00 UTC (`PROMO_WEEKLY_SCHEDULE`, a cron; `none`: by hand only; missed
+weeks are not caught up unless `PROMO_WEEKLY_CATCHUP=true`), or trigger it with the form: its
+fields, defaults and bounds come from the run contract (`promoflow/run.py`, `RunParams`).
+Tasks that can fail for a passing reason (database, Spark, Feast, torchrun) try again twice with
+a growing delay; every task has a time limit, and a task's last failed try sends an alert
+(`promoflow/alerts.py`). Each task is one call of its stage's entry point with the run
 (`promoflow.run.Run`), passed between tasks as its JSON dict.
 """
 
@@ -22,14 +26,17 @@ from __future__ import annotations
 
 import os
 import sys
-from datetime import datetime
+from contextlib import contextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from airflow.sdk import Asset, Param, dag, task, task_group
+from airflow.sdk.exceptions import AirflowFailException
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos.constants import LoadMode, SourceRenderingBehavior, TestBehavior
 from cosmos.profiles import PostgresUserPasswordProfileMapping
 
+from promoflow.alerts import FailureAlert
 from promoflow.run import MARTS_ASSET_NAME, MARTS_ASSET_URI, Run, form_schema
 
 DBT_PROJECT = Path(__file__).resolve().parent.parent / "dbt_project"
@@ -37,22 +44,61 @@ WAREHOUSE_CONN_ID = os.environ.get("PROMO_WAREHOUSE_CONN_ID", "promo_warehouse")
 
 #: Updated once the marts of a load pass their checks; it triggers promo_measure.
 MARTS = Asset(name=MARTS_ASSET_NAME, uri=MARTS_ASSET_URI)
+
+
 PARAMS = {name: Param(**schema) for name, schema in form_schema().items()}
+
+#: Tasks that can fail for a passing reason (the database, Spark, torchrun) try again after 1-2,
+#: then 2-4 minutes (exponential backoff with Airflow's jitter). A bad parameter, a failed
+#: quality gate or an infeasible plan do not.
+RETRY = {"retries": 2, "retry_delay": timedelta(minutes=1), "retry_exponential_backoff": 2.0,
+         "max_retry_delay": timedelta(minutes=10)}
+HOUR = timedelta(hours=1)
+
+
+def _schedule() -> str | None:
+    """The weekly cron (PROMO_WEEKLY_SCHEDULE, default Monday 06:00 UTC); `none`: manual only."""
+    value = os.environ.get("PROMO_WEEKLY_SCHEDULE", "0 6 * * 1").strip()
+    if value.lower() in ("", "none"):
+        return None
+    from croniter import croniter
+
+    if not croniter.is_valid(value):
+        raise ValueError(f"PROMO_WEEKLY_SCHEDULE {value!r} is not a cron expression "
+                         "(e.g. '0 6 * * 1') or 'none'.")
+    return value
+
+
+def _catchup() -> bool:
+    value = os.environ.get("PROMO_WEEKLY_CATCHUP", "false").strip().lower()
+    if value not in ("true", "false", "1", "0", "yes", "no", ""):
+        raise ValueError(f"PROMO_WEEKLY_CATCHUP {value!r} is not true or false.")
+    return value in ("true", "1", "yes")
 
 
 def _run(run: dict) -> Run:
     return Run.from_dict(run)
 
 
+@contextmanager
+def _no_retry(*errors: type[Exception]):
+    """Fail at once on these errors (bad data, a failed audit): trying again cannot help."""
+    try:
+        yield
+    except errors as error:
+        raise AirflowFailException(str(error)) from error
+
+
 @dag(
     dag_id="promo_weekly",
-    schedule=None,
+    schedule=_schedule(),
     start_date=datetime(2024, 1, 1),
-    catchup=False,
+    catchup=_catchup(),
     max_active_runs=1,
+    dagrun_timeout=timedelta(hours=12),
     params=PARAMS,
     tags=["promotions", "weekly"],
-    default_args={"retries": 0},
+    default_args={"retries": 0, "execution_timeout": HOUR, "on_failure_callback": FailureAlert()},
     doc_md=__doc__,
 )
 def promo_weekly():
@@ -60,13 +106,18 @@ def promo_weekly():
     def prepare_run(**context) -> dict:
         from promoflow.run import prepare_run
 
-        return prepare_run(context["params"], context["run_id"]).to_dict()  # refuses bad values
+        run = context["dag_run"]  # a backfill plans the week of its logical date, as of then
+        logical = context.get("logical_date")
+        return prepare_run(context["params"], context["run_id"], run_type=str(run.run_type),
+                           logical_date=logical.date() if logical else None,
+                           ).to_dict()  # refuses bad values
 
-    @task
+    @task(**RETRY)
     def ingest(run: dict) -> dict:
-        from ingest.load import ingest_run
+        from ingest.load import IngestError, ingest_run
 
-        return ingest_run(_run(run))
+        with _no_retry(IngestError):
+            return ingest_run(_run(run))
 
     @task
     def check_raw(run: dict) -> dict:
@@ -92,7 +143,7 @@ def promo_weekly():
             # one `dbt source freshness` task per raw table: no marts from a stale load
             source_rendering_behavior=SourceRenderingBehavior.WITH_TESTS_OR_FRESHNESS,
         ),
-        operator_args={"install_deps": False},
+        operator_args={"install_deps": False, **RETRY},
     )
 
     @task(outlets=[MARTS])
@@ -100,7 +151,8 @@ def promo_weekly():
         from quality.checkpoints import check_marts
 
         result = check_marts(_run(run))
-        outlet_events[MARTS].extra = {"dataset": run["dataset"], "run_id": run["run_id"]}
+        outlet_events[MARTS].extra = {"dataset": run["dataset"], "run_id": run["run_id"],
+                                      "as_of": run.get("as_of", "")}
         return result
 
     @task
@@ -109,19 +161,19 @@ def promo_weekly():
 
         return resolve_plan_week(_run(run)).to_dict()
 
-    @task
+    @task(**RETRY, execution_timeout=2 * HOUR)
     def spark_features(run: dict) -> dict:
         from spark_jobs.run_all import build_features
 
         return build_features(_run(run))
 
-    @task
+    @task(**RETRY, execution_timeout=2 * HOUR)
     def segment_customers(run: dict) -> dict:
         from spark_jobs.customer_segments import segment_customers
 
         return segment_customers(_run(run))
 
-    @task
+    @task(**RETRY)
     def feast_materialize(run: dict) -> dict:
         from feature_repo.store import materialize_run
 
@@ -133,7 +185,7 @@ def promo_weekly():
 
         return check_features(_run(run))
 
-    @task
+    @task(**RETRY)
     def training_sets(run: dict) -> dict:
         from feature_repo.training_sets import build_run_training_sets
 
@@ -141,13 +193,13 @@ def promo_weekly():
 
     @task_group
     def train(run: dict):
-        @task
+        @task(**RETRY, execution_timeout=2 * HOUR)
         def train_recommender(run: dict) -> dict:
             from training.launch import train_recommender
 
             return train_recommender(_run(run))
 
-        @task
+        @task(**RETRY, execution_timeout=2 * HOUR)
         def train_forecaster(run: dict) -> dict:
             from training.launch import train_forecaster
 
@@ -155,7 +207,7 @@ def promo_weekly():
 
         return [train_recommender(run), train_forecaster(run)]
 
-    @task
+    @task(**RETRY)
     def measure(run: dict) -> list[dict]:
         from measurement.measure import measure_before_planning
 
@@ -167,11 +219,19 @@ def promo_weekly():
 
         return make_plan(_run(run))
 
-    @task
+    @task(**RETRY)
     def publish(run: dict) -> dict:
-        from publish.publish import publish_run
+        from publish.publish import PublishAuditError, publish_run
 
-        return publish_run(_run(run))
+        with _no_retry(PublishAuditError):
+            return publish_run(_run(run))
+
+    @task
+    def report(run: dict) -> str:
+        """The plan report (HTML) of the published run; after publish, so it never blocks it."""
+        from report.plan_report import write_report
+
+        return str(write_report(_run(run)))
 
     run = prepare_run()
     loaded = ingest(run)
@@ -188,7 +248,7 @@ def promo_weekly():
     planned = plan(resolved)
     features >> segment_customers(resolved) >> planned  # the plan will target by segment
     measure(resolved) >> planned
-    trained >> planned >> publish(resolved)
+    trained >> planned >> publish(resolved) >> report(resolved)
 
 
 promo_weekly()

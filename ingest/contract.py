@@ -66,6 +66,8 @@ class TableSpec:
     foreign_keys: tuple[ForeignKey, ...] = ()
     ranges: tuple[RangeRule, ...] = field(default_factory=tuple)
     required_file: bool = True
+    # the column dating when a row came to be: a replay as of a time loads only earlier rows
+    dated_by: str | None = None
 
     @property
     def column_names(self) -> list[str]:
@@ -96,6 +98,7 @@ TABLES: tuple[TableSpec, ...] = (
             Column("preferred_channel", "text", allowed=("email", "app_push", "sms")),
         ),
         primary_key=("customer_id",),
+        dated_by="signup_date",
     ),
     TableSpec(
         "products",
@@ -150,6 +153,7 @@ TABLES: tuple[TableSpec, ...] = (
             Column("store_id", "bigint", may_be_absent=True),
         ),
         primary_key=("order_id",),
+        dated_by="ordered_at",
         foreign_keys=(
             ForeignKey("customer_id", "customers", "customer_id", "orphan_customer"),
             ForeignKey("store_id", "stores", "store_id", "orphan_store"),
@@ -203,6 +207,7 @@ TABLES: tuple[TableSpec, ...] = (
             ),
         ),
         primary_key=("promotion_id",),
+        dated_by="start_date",
         foreign_keys=(ForeignKey("product_id", "products", "product_id", "orphan_product"),),
         ranges=(
             RangeRule(
@@ -225,6 +230,7 @@ TABLES: tuple[TableSpec, ...] = (
             Column("on_hand_units", "integer", required=True),
         ),
         primary_key=("product_id", "snapshot_date"),
+        dated_by="snapshot_date",
         foreign_keys=(ForeignKey("product_id", "products", "product_id", "orphan_product"),),
         ranges=(RangeRule("on_hand_units", lambda f: f["on_hand_units"] < 0, "must be >= 0"),),
     ),
@@ -239,6 +245,7 @@ TABLES: tuple[TableSpec, ...] = (
             Column("channel", "text", required=True, allowed=("email", "app_push", "sms")),
         ),
         primary_key=("customer_id", "product_id", "sent_at"),
+        dated_by="sent_at",
         foreign_keys=(
             ForeignKey("customer_id", "customers", "customer_id", "orphan_customer"),
             ForeignKey("product_id", "products", "product_id", "orphan_product"),
@@ -256,6 +263,7 @@ TABLES: tuple[TableSpec, ...] = (
             Column("withdrawn_at", "timestamp", not_future=True),
         ),
         primary_key=("customer_id", "channel", "consented_at"),
+        dated_by="consented_at",
         foreign_keys=(ForeignKey("customer_id", "customers", "customer_id", "orphan_customer"),),
         ranges=(
             RangeRule(

@@ -494,6 +494,43 @@ def validate(
     )
 
 
+def cut_as_of(landed: Landed, spec: TableSpec, as_of: datetime,
+              later_keys: dict[str, pd.Index]) -> tuple[Landed, pd.Index]:
+    """The file as it stood at `as_of` (a replay): rows dated at or after it (`dated_by`; a date
+    column compares with the as-of day) and rows whose parent row is later are left out, and
+    a nullable not-future value (a consent's withdrawal) set at or after it is emptied, as it
+    had not happened yet. Rows whose date does not parse stay, for validation to quarantine.
+    Returns the cut file and the keys of the rows left out (for the tables that refer to them)."""
+    raw = landed.values
+    later = pd.Series(False, index=raw.index)
+
+    def at_or_after(column: Column) -> pd.Series:
+        parsed = _parse(raw[column.name], column)[0]
+        limit = pd.Timestamp(as_of if column.kind == "timestamp" else as_of.date())
+        return (parsed >= limit).fillna(False).astype(bool)
+
+    columns = {c.name: c for c in spec.columns}
+    if spec.dated_by:
+        later |= at_or_after(columns[spec.dated_by])
+    for fk in spec.foreign_keys:
+        parent = later_keys.get(fk.parent)
+        if parent is not None and len(parent):
+            values = _parse(raw[fk.column], columns[fk.column])[0]
+            later |= values.isin(parent).fillna(False).astype(bool)
+    values = raw.copy()
+    for column in spec.columns:
+        if column.not_future and not column.required and column.name != spec.dated_by:
+            values.loc[at_or_after(column) & ~later, column.name] = None
+    keys = pd.Index([])
+    if len(spec.primary_key) == 1:
+        key = columns[spec.primary_key[0]]
+        keys = pd.Index(_parse(raw[key.name], key)[0][later.to_numpy()].dropna())
+    kept = ~later.to_numpy()
+    cut = Landed(landed.source_file, values[kept].reset_index(drop=True), landed.lines[kept],
+                 landed.bad_format, landed.header_width)
+    return cut, keys
+
+
 def _empty_checked(spec: TableSpec) -> Checked:
     empty = pd.DataFrame({c: pd.Series(dtype=object) for c in spec.column_names})
     quarantine = pd.DataFrame(
@@ -541,9 +578,12 @@ def run_ingest(
     run_id: str,
     settings: Settings | None = None,
     as_of: datetime | None = None,
+    replay: bool = False,
 ) -> dict[str, dict[str, int]]:
     """Validate and load every landing file of source_dir; counts per table. as_of is the
-    run's time (default: now, UTC); rows dated after it are quarantined as future_timestamp."""
+    run's time (default: now, UTC); rows dated after it are quarantined as future_timestamp.
+    A replay loads the files as they stood at as_of instead: rows dated at or after it did not
+    exist yet and are left out (counted as `later`, see `cut_as_of`)."""
     settings = settings or get_settings()
     source_dir = Path(source_dir)
     as_of = _utc(as_of)
@@ -554,6 +594,8 @@ def run_ingest(
         )
     started = time.perf_counter()
     parent_keys: dict[str, pd.Index] = {}
+    later_keys: dict[str, pd.Index] = {}
+    later_rows: dict[str, int] = {}
     checked_tables: list[Checked] = []
     for table, path in landing_files(source_dir).items():
         spec = TABLES_BY_NAME[table]
@@ -561,7 +603,12 @@ def run_ingest(
             log.warning("%s: no %s.csv in %s; the table will be empty", table, table, source_dir)
             checked = _empty_checked(spec)
         else:
-            checked = validate(read_landing(path, spec), spec, parent_keys, run_id, as_of)
+            landed = read_landing(path, spec)
+            if replay:
+                rows = len(landed.values)
+                landed, later_keys[table] = cut_as_of(landed, spec, as_of, later_keys)
+                later_rows[table] = rows - len(landed.values)
+            checked = validate(landed, spec, parent_keys, run_id, as_of)
         if len(spec.primary_key) == 1:
             parent_keys[spec.name] = pd.Index(checked.keys[spec.primary_key[0]])
         checked_tables.append(checked)
@@ -595,15 +642,19 @@ def run_ingest(
                 _load(cur, "raw.quarantine", list(checked.quarantine.columns), checked.quarantine)
             cur.execute(
                 "insert into audit.ingest_runs (run_id, table_name, source_dir, source_file, "
-                "input_rows, loaded_rows, quarantined_rows) values (%s, %s, %s, %s, %s, %s, %s)",
+                "input_rows, loaded_rows, quarantined_rows, as_of, later_rows) "
+                "values (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 (run_id, name, str(source_dir.resolve()), checked.source_file,
-                 checked.input_rows, loaded, quarantined),
+                 checked.input_rows, loaded, quarantined, as_of if replay else None,
+                 later_rows.get(name, 0)),
             )
             counts[name] = {
                 "input": checked.input_rows,
                 "loaded": loaded,
                 "quarantined": quarantined,
             }
+            if replay:
+                counts[name]["later"] = later_rows.get(name, 0)
             log.info(
                 "%s: input=%d loaded=%d quarantined=%d",
                 name,
@@ -617,6 +668,10 @@ def run_ingest(
                 f'alter table {relation} add constraint "{name}" {definition}',
                 f"checking {relation} {name}",
             )
+    if replay:
+        log.info("Replay as of %s: %d rows dated at or after it were left out (%s)", as_of,
+                 sum(later_rows.values()),
+                 ", ".join(f"{t} {n}" for t, n in later_rows.items() if n) or "none")
     log.info(
         "Ingest run %s from %s done in %.1fs (validation %.1fs)",
         run_id,
@@ -628,8 +683,13 @@ def run_ingest(
 
 
 def ingest_run(run: Run, settings: Settings | None = None) -> dict[str, dict[str, int]]:
-    """The ingest stage of a weekly run: its dataset's landing folder into raw."""
-    return run_ingest(run.source_dir(settings), run.run_id, settings)
+    """The ingest stage of a weekly run: its dataset's landing folder into raw; a replay
+    (`as_of` set) loads the files as they stood at the start of that day (UTC)."""
+    as_of = run.params.as_of
+    if as_of is None:
+        return run_ingest(run.source_dir(settings), run.run_id, settings)
+    return run_ingest(run.source_dir(settings), run.run_id, settings,
+                      as_of=datetime(as_of.year, as_of.month, as_of.day), replay=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -116,3 +116,7 @@ create table if not exists audit.ingest_runs (
 -- the landing folder of the load: quality gates compare a load with the previous one of the
 -- same folder (added after the first release, hence the alter)
 alter table audit.ingest_runs add column if not exists source_dir text;
+-- a replay's load (ingest.load.cut_as_of): the time it was as of, and the rows of the files
+-- dated at or after it, left out because they did not exist yet (input_rows counts the rest)
+alter table audit.ingest_runs add column if not exists as_of timestamp;
+alter table audit.ingest_runs add column if not exists later_rows bigint not null default 0;

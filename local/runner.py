@@ -148,7 +148,7 @@ def published_summary(settings: Settings, plan_week: str | None = None) -> dict:
                     f"expected_dip_cost, expected_cannibalization_cost, "
                     f"expected_contact_units, uplift_learned, offers, offer_recipients, "
                     f"offer_cost, expected_offer_profit, "
-                    f"plan_week = (select max(plan_week) from published.plans) "
+                    f"run_id in (select run_id from published.current_plan) "
                     f"from published.plans where {where} order by published_at desc limit 1",
                     (plan_week,) if plan_week else None)
         row = cur.fetchone()
@@ -186,10 +186,20 @@ def model_lines(run_dir: Path) -> list[str]:
             continue
         metrics = json.loads(path.read_text())
         champion = f" ({metrics['champion']})" if "champion" in metrics else ""
+        decision = metrics.get("decision")  # the registry's champion/challenger gate
+        gate = ""
+        if decision:
+            name, version = decision["registered_model"], decision["challenger_version"]
+            planned = decision.get("planned_by_version")
+            gate = (f"; version {version} of {name} promoted and planned: {decision['reason']}"
+                    if decision["promoted"] else
+                    f"; version {version} of {name} not promoted ({decision['reason']}), "
+                    + (f"planned by champion version {planned} of {name}" if planned
+                       else "no champion to plan with"))
         lines.append(
             f"    {model:<12} trained on {metrics.get(size_key, 0):,} {size_label}; "
             f"{metric} {metrics['model'][metric]:.3f}{champion} vs {baseline} "
-            f"{metrics['baseline'][metric]:.3f}"
+            f"{metrics['baseline'][metric]:.3f}{gate}"
         )
         overall = {row["model"]: row for row in metrics.get("backtest", [])
                    if row.get("week_start") == "overall"}
@@ -256,17 +266,18 @@ def print_summary(plan: dict, settings: Settings) -> None:
     lines += model_lines(settings.runs_dir / plan["run_id"])
     lines += score_lines(plan["run_id"], settings)
     from quality.checkpoints import data_docs_dir
+    from report.plan_report import ensure_report
 
     bi = bi_role(settings)
     local = settings.work_dir == PROJECT_ROOT / ".local"
     password_hint = "$(cat .local/pg/bi_password)" if local and not os.environ.get("PROMO_BI_PASSWORD") else "$PROMO_BI_PASSWORD"
-    query = ("select * from published.current_plan_lines" if plan.get("current", True) else
-             f"select * from published.plan_lines where plan_week = '{plan['plan_week']}'")
+    query = f"select * from published.plan_lines where run_id = '{plan['run_id']}'"
     lines += [
         f"Data quality report (Great Expectations Data Docs): {data_docs_dir(settings) / 'index.html'}",
         "Query it as the read-only BI role:",
         (f"  PGPASSWORD={password_hint} psql -h {settings.pg_host} -p {settings.pg_port} "
          f"-U {bi.user} {settings.pg_db} -c \"{query}\""),
+        f"Plan report (HTML): {ensure_report(plan['run_id'], settings)}",
         "",
     ]
     print("\n".join(lines))

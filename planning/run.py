@@ -33,8 +33,8 @@ from promoflow.warehouse import engine
 log = logging.getLogger(__name__)
 
 #: The run parameters a plan records (published.plans has a column for each).
-PLAN_PARAMS = ("plan_week", "dataset", "budget", "max_discount", "discount_step", "margin_floor",
-               "max_promos_per_category", "audience_size", "holdout_fraction",
+PLAN_PARAMS = ("plan_week", "as_of", "dataset", "budget", "max_discount", "discount_step",
+               "margin_floor", "max_promos_per_category", "audience_size", "holdout_fraction",
                "max_offers_per_customer", "seed")
 
 

@@ -21,7 +21,7 @@ import re
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 from promoflow.settings import Settings, get_settings
@@ -78,6 +78,10 @@ class RunParams:
     plan_week: date | None = _param(
         None, "Monday starting the plan week (YYYY-MM-DD); empty: the week after the data.",
         "a Monday as YYYY-MM-DD", pattern=PLAN_WEEK_PATTERN)
+    as_of: date | None = _param(
+        None, "Replay: a Monday (YYYY-MM-DD); only the data dated before it (00:00 UTC) is "
+        "loaded, as it stood then; empty: all the landed data.", "a Monday as YYYY-MM-DD",
+        pattern=PLAN_WEEK_PATTERN)
     budget: float = _param(5000.0, "Promotion budget: discount money given away on the units "
                            "sold, held at 90% confidence.",
                            "the discount money to give away, e.g. 5000", low=0, high=1e9)
@@ -106,6 +110,9 @@ class RunParams:
     def __post_init__(self) -> None:
         for spec in param_specs():
             object.__setattr__(self, spec.name, _checked(spec, getattr(self, spec.name)))
+        if self.as_of and self.plan_week and self.as_of > self.plan_week:
+            raise RunConfigError(f"as_of {self.as_of} is after the plan week {self.plan_week}; "
+                                 "a plan may only use data from before its week.")
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, object]) -> RunParams:
@@ -123,9 +130,11 @@ class RunParams:
         return tuple(round(i * self.discount_step, 6) for i in range(count + 1))
 
     def to_dict(self) -> dict:
-        """JSON-ready values (plan week as YYYY-MM-DD, or "" when not resolved)."""
+        """JSON-ready values (dates as YYYY-MM-DD, or "" when not set)."""
         record = {spec.name: getattr(self, spec.name) for spec in param_specs()}
-        record["plan_week"] = self.plan_week.isoformat() if self.plan_week else ""
+        for name in ("plan_week", "as_of"):
+            value = getattr(self, name)
+            record[name] = value.isoformat() if value else ""
         return record
 
 
@@ -179,10 +188,11 @@ def _checked_date(spec: ParamSpec, value: object) -> date | None:
 
 
 def form_schema() -> dict[str, dict]:
-    """Keyword arguments of an Airflow `Param` per parameter (JSON schema with bounds)."""
+    """Keyword arguments of an Airflow `Param` per parameter (JSON schema with bounds). An
+    optional date (empty by default) also takes null: the trigger form can be sent empty."""
     schema = {}
     for spec in param_specs():
-        kind = "string" if spec.kind == "date" else spec.kind
+        kind = ["null", "string"] if spec.kind == "date" else spec.kind
         entry = {"default": spec.form_default, "type": kind, "description": spec.help}
         if spec.low is not None:
             entry.update(minimum=spec.low, maximum=spec.high)
@@ -195,7 +205,7 @@ def form_schema() -> dict[str, dict]:
 def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     """One `--name` option per parameter; values are checked by RunParams, as in the form."""
     for spec in param_specs():
-        default = spec.form_default if spec.form_default != "" else "the week after the data"
+        default = spec.form_default if spec.form_default != "" else "empty"
         parser.add_argument(f"--{spec.name.replace('_', '-')}", dest=spec.name, default=None,
                             metavar=spec.kind.upper(), help=f"{spec.help} Default: {default}.")
 
@@ -352,10 +362,24 @@ def validate_params(values: Mapping[str, object], settings: Settings | None = No
     return params
 
 
+def backfill_values(values: Mapping[str, object], logical_date: date) -> dict[str, object]:
+    """The parameters of a backfill run: its plan week is the Monday of its logical date,
+    replayed as of that Monday (only the data dated before it), unless the run's conf set them."""
+    week = logical_date - timedelta(days=logical_date.weekday())
+    values = dict(values)
+    values["plan_week"] = values.get("plan_week") or week.isoformat()
+    values["as_of"] = values.get("as_of") or values["plan_week"]
+    return values
+
+
 def prepare_run(values: Mapping[str, object], airflow_run_id: str,
-                settings: Settings | None = None) -> Run:
-    """Check the parameters and the landing folder before any work; write the run's run.json."""
+                settings: Settings | None = None, *, run_type: str = "manual",
+                logical_date: date | None = None) -> Run:
+    """Check the parameters and the landing folder before any work; write the run's run.json.
+    A backfill run (run_type "backfill") plans the week of its logical date as of then."""
     s = settings or get_settings()
+    if run_type == "backfill" and logical_date is not None:
+        values = backfill_values(values, logical_date)
     run = Run(run_id=run_id_from(airflow_run_id), params=validate_params(values, s))
     folder = run.folder(s)
     folder.write_json(folder.run_file, run.to_dict())

@@ -408,8 +408,8 @@ def _table_check(datasource, table: str, expectations: list[Any]) -> TableCheck:
 
 
 def _ingest_run_query(run_id: str) -> str:
-    """Per table of the run: quarantined share, loaded rows / the previous run's (1 for a
-    growing log), and (on the orders row) the orders stamped after the load."""
+    """Per table of the run: quarantined share, loaded rows / the previous run's of the same
+    folder and as-of time (1 for a growing log), and (on the orders row) the orders stamped after the load."""
     growing = ", ".join(f"'{table}'" for table in GROWING_TABLES)
     return f"""
         select t.table_name,
@@ -426,6 +426,7 @@ def _ingest_run_query(run_id: str) -> str:
             where previous.table_name = t.table_name and previous.run_id <> t.run_id
               and previous.source_dir is not distinct from t.source_dir
               and previous.source_file = t.source_file
+              and previous.as_of is not distinct from t.as_of  -- a replay with its own time
               and previous.loaded_at < t.loaded_at
             order by previous.loaded_at desc limit 1
         ) p on true

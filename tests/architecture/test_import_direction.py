@@ -24,6 +24,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("publish",),
     ("scoring",),
     ("measurement",),
+    ("report",),
     ("dags", "local"),
 ]
 LAYER = {package: rank for rank, packages in enumerate(LAYERS) for package in packages}
