@@ -32,7 +32,9 @@ def test_plan_is_published_and_within_budget(settings, published):
     (cost,) = _rows(settings, "select sum(promotion_cost) from published.plan_lines where run_id = %s",
                     (run_id,))[0]
     assert 0 < cost <= BUDGET + 1e-6
-    assert _rows(settings, "select count(*) from published.current_plan_lines")[0][0] == published["products_promoted"]
+    assert _rows(settings, "select count(*) from published.current_plan_lines l join "
+                 "published.current_plan p using (run_id) where p.dataset = 'tiny'"
+                 )[0][0] == published["products_promoted"]
 
 
 @pytest.mark.integration
@@ -148,8 +150,8 @@ def test_rerunning_the_week_publishes_an_identical_new_version(settings, publish
     # the rerun is a new version, the current one; the first run's version keeps its rows
     assert _rows(settings, "select run_id from published.current_plans where dataset = 'tiny' "
                  "and plan_week = %s", (published["plan_week"],)) == [(again["run_id"],)]
-    assert _rows(settings, "select run_id from published.plans where plan_week = %s "
-                 "order by published_at", (published["plan_week"],)) == [
+    assert _rows(settings, "select run_id from published.plans where dataset = 'tiny' "
+                 "and plan_week = %s order by published_at", (published["plan_week"],)) == [
                      (published["run_id"],), (again["run_id"],)]
     assert _published_rows(settings, published["run_id"]) == first
 

@@ -22,14 +22,14 @@ KEYS = {"plans": "run_id", **{table: f"run_id, {key}" for table, (_, _, key) in 
 
 
 def _published(settings, week: date | None = None, run_id: bool = True) -> dict[str, list]:
-    """Rows of every published table and of the current-version pointers (of one plan week's
-    current version, or all), in key order."""
+    """Rows of every published table and of the current-version pointers (of the `unit`
+    dataset's current version of one plan week, or all), in key order."""
     out = {}
     with connect(settings) as conn, conn.cursor() as cur:
         for table, key in KEYS.items():
             where = "true" if week is None else (
                 "run_id in (select run_id from published.current_plans "
-                "where plan_week = %(week)s)")
+                "where plan_week = %(week)s and dataset = 'unit')")  # other tests' datasets
             cur.execute(f"select * from published.{table} where {where} order by {key}",
                         {"week": week})
             names = [d.name for d in cur.description]

@@ -1,4 +1,5 @@
-"""Two published runs of the dataset "unit" for the report and BI tests: one whose plan week
+"""Two published runs of the dataset "report_unit" (no other test publishes it) for the report
+and BI tests: one whose plan week
 has measured results (rows written as the measurement flow writes them) and a later one that
 has none yet."""
 
@@ -15,6 +16,7 @@ from promoflow.warehouse import connect
 from publish.publish import publish_plan
 from tests.publish.plans import small_plan
 
+DATASET = "report_unit"
 MEASURED_RUN, MEASURED_WEEK = "report_measured", date(2026, 11, 30)
 PLAIN_RUN, PLAIN_WEEK = "report_plain", date(2026, 12, 7)
 
@@ -70,6 +72,7 @@ def _insert(cur, table: str, frame: pd.DataFrame, prefix: dict) -> None:
 def published(settings, roles):
     """(measured plan, its lines, plain plan): both published, the first one measured."""
     plan, lines, targets, forecasts, metrics = small_plan(MEASURED_RUN, MEASURED_WEEK)
+    plan["dataset"] = DATASET
     publish_plan(plan, lines, targets, forecasts, metrics, settings, backtest=backtest())
     ensure_measurement_schema(settings)
     with connect(settings) as conn, conn.cursor() as cur:
@@ -79,6 +82,7 @@ def published(settings, roles):
             _insert(cur, table, frame, {"run_id": MEASURED_RUN, "dataset": plan["dataset"],
                                         "plan_week": MEASURED_WEEK})
     plain = small_plan(PLAIN_RUN, PLAIN_WEEK)
+    plain[0]["dataset"] = DATASET
     publish_plan(*plain, settings, backtest=backtest())
     ensure_roles(settings)  # the measurement tables readable by the BI role
     return plan, lines, plain[0]

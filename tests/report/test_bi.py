@@ -12,7 +12,7 @@ import yaml
 from bi import provision_metabase as pm
 from local.roles import as_role
 from promoflow.warehouse import connect
-from tests.report.conftest import PLAIN_RUN
+from tests.report.conftest import DATASET, PLAIN_RUN
 
 #: cards that show the current plan, and those that show measured weeks
 CURRENT = {"Current plan", "Budget use by category", "Binding constraints",
@@ -41,7 +41,7 @@ def test_every_card_runs_as_the_bi_role_with_its_columns(settings, roles, publis
             assert rows, f"{card['name']} returned no row"
         cur.execute(next(c["sql"] for c in spec["cards"] if c["name"] == "Current plan"))
         current = {row[0]: row[2] for row in cur.fetchall()}
-    assert current["unit"] == PLAIN_RUN  # the dataset's latest plan week
+    assert current[DATASET] == PLAIN_RUN  # the dataset's latest plan week
 
 
 def _write(tmp_path: Path, change) -> Path:
