@@ -150,8 +150,9 @@ def test_rerunning_the_week_publishes_an_identical_new_version(settings, publish
     # the rerun is a new version, the current one; the first run's version keeps its rows
     assert _rows(settings, "select run_id from published.current_plans where dataset = 'tiny' "
                  "and plan_week = %s", (published["plan_week"],)) == [(again["run_id"],)]
-    assert _rows(settings, "select run_id from published.plans where dataset = 'tiny' "
-                 "and plan_week = %s order by published_at", (published["plan_week"],)) == [
+    assert _rows(settings, "select run_id from published.plan_versions where dataset = 'tiny' "
+                 "and plan_week = %s and run_id in (%s, %s) order by published_at",
+                 (published["plan_week"], published["run_id"], again["run_id"])) == [
                      (published["run_id"],), (again["run_id"],)]
     assert _published_rows(settings, published["run_id"]) == first
 

@@ -63,10 +63,11 @@ def test_rerun_of_a_week_gives_an_identical_version_without_duplicates(settings)
     assert second == unpointed
     assert len(second["plan_lines"]) > 0 and len(second["plan_targets"]) > 0
     with connect(settings) as conn, conn.cursor() as cur:
-        cur.execute("select run_id from published.current_plans where plan_week = %s", (week,))
+        cur.execute("select run_id from published.current_plans where plan_week = %s "
+                    "and dataset = 'unit'", (week,))
         assert cur.fetchall() == [("run-b",)]
-        cur.execute("select run_id from published.plans where plan_week = %s order by 1",
-                    (week,))
+        cur.execute("select run_id from published.plans where plan_week = %s "
+                    "and dataset = 'unit' order by 1", (week,))
         assert cur.fetchall() == [("run-a",), ("run-b",)]  # the first version kept
         for table, key in KEYS.items():
             cur.execute(f"select count(*) - count(distinct ({key})) from published.{table}")
