@@ -123,11 +123,18 @@ def _write_csv(df: pd.DataFrame, path: Path) -> None:
     df.to_csv(path, index=False, lineterminator="\n", encoding="utf-8")
 
 
+def _category_names(n: int) -> list[str]:
+    """The first n names; past the list, numbered sub-categories (`home 2`, ...)."""
+    return [CATEGORY_NAMES[i % len(CATEGORY_NAMES)]
+            + (f" {i // len(CATEGORY_NAMES) + 1}" if i >= len(CATEGORY_NAMES) else "")
+            for i in range(n)]
+
+
 def _categories(rng: np.random.Generator, preset: Preset) -> pd.DataFrame:
     n = preset.categories
     return pd.DataFrame(
         {
-            "category": CATEGORY_NAMES[:n],
+            "category": _category_names(n),
             "elasticity": rng.uniform(2.0, 4.5, n),
             "season_amplitude": rng.uniform(0.1, 0.45, n),
             "season_peak_week": rng.integers(1, 53, n),

@@ -63,6 +63,11 @@ class Preset:
 PRESETS: dict[str, Preset] = {
     "tiny": Preset(customers=300, products=40, categories=4, weeks=60, base_units_median=4.0),
     "demo": Preset(customers=5000, products=500, categories=20, weeks=104, base_units_median=4.0),
+    # benchmark sizes (`make bench`): about 1M and 10M order lines
+    "large": Preset(customers=20000, products=2000, categories=40, weeks=104,
+                    base_units_median=3.5),
+    "xl": Preset(customers=200000, products=50000, categories=200, weeks=104,
+                 base_units_median=1.4),
 }
 
 
