@@ -7,10 +7,11 @@ SEED ?= 42
 # extra options for the weekly run, e.g. RUN_ARGS="--budget 8000 --max-discount 0.2"
 RUN_ARGS ?=
 WEEKS ?= 4
+BENCH_PRESETS ?= demo large xl
 
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: demo test setup services stop data weekly airflow mlflow bench score simulate-week measure report loop score-bench lint clean
+.PHONY: demo test setup services stop data weekly airflow mlflow bench bench-mip score simulate-week measure report loop score-bench lint clean
 
 demo: setup services data weekly ## set up everything and run the weekly flow on the demo data
 
@@ -38,7 +39,10 @@ airflow: setup services ## start the Airflow UI on http://localhost:8080 (trigge
 mlflow: setup ## the MLflow UI on http://localhost:5000: training runs, model versions, champions
 	@$(PY) -m mlflow ui --port 5000 --backend-store-uri "$$($(PY) -c 'from promoflow.settings import get_settings; print(get_settings().mlflow_uri)')"
 
-bench: setup ## benchmarks (not tests): the discount MIP by catalogue size
+bench: setup services ## benchmark (not a test): per stage time, memory, rows/s for BENCH_PRESETS (~1 h with xl)
+	@$(PY) scripts/bench.py --presets $(BENCH_PRESETS)
+
+bench-mip: setup ## the discount MIP alone by catalogue size (1k, 10k, 50k products)
 	@$(PY) scripts/bench_optimizer.py
 
 score: setup services ## score the latest plan and segments of DATASET on its ground truth (synthetic markets)

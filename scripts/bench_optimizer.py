@@ -55,6 +55,26 @@ def market(n_products: int, levels: tuple[float, ...], seed: int = 0):
     return products, forecasts, revenue
 
 
+def bench_size(n: int, step: float, max_discount: float, gap: float) -> dict:
+    """Build and solve the plan of a random market of n products; one result row."""
+    probe = RunParams(max_discount=max_discount, discount_step=step)
+    products, forecasts, revenue = market(n, probe.discount_levels)
+    params = RunParams(plan_week=WEEK, budget=round(0.03 * revenue, 2),
+                       max_discount=max_discount, discount_step=step,
+                       margin_floor=0.1, max_promos_per_category=100)
+    started = time.perf_counter()
+    candidates = candidate_table(forecasts, products, params)
+    built = time.perf_counter()
+    solution = plan_discounts(forecasts, products, params, mip_rel_gap=gap)
+    solved = time.perf_counter()
+    return {"products": n, "levels": len(params.discount_levels),
+            "columns": int(candidates["meets_margin_floor"].sum()),
+            "offered": len(_presolve(candidates)),
+            "build_s": round(built - started, 2), "solve_s": round(solved - built, 2),
+            "status": solution.status, "mip_gap": solution.mip_gap,
+            "promoted": int((solution.chosen["discount_depth"] > 0).sum())}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--products", type=int, nargs="+", default=[1000, 10000, 50000])
@@ -67,22 +87,7 @@ def main() -> None:
     print(f"{'products':>9} {'levels':>6} {'columns':>8} {'offered':>8} {'build s':>8} "
           f"{'solve s':>8} {'status':>10} {'gap':>9} {'promoted':>9}")
     for n in args.products:
-        probe = RunParams(max_discount=args.max_discount, discount_step=args.step)
-        products, forecasts, revenue = market(n, probe.discount_levels)
-        params = RunParams(plan_week=WEEK, budget=round(0.03 * revenue, 2),
-                           max_discount=args.max_discount, discount_step=args.step,
-                           margin_floor=0.1, max_promos_per_category=100)
-        started = time.perf_counter()
-        candidates = candidate_table(forecasts, products, params)
-        built = time.perf_counter()
-        solution = plan_discounts(forecasts, products, params, mip_rel_gap=args.gap)
-        solved = time.perf_counter()
-        row = {"products": n, "levels": len(params.discount_levels),
-               "columns": int(candidates["meets_margin_floor"].sum()),
-               "offered": len(_presolve(candidates)),
-               "build_s": round(built - started, 2), "solve_s": round(solved - built, 2),
-               "status": solution.status, "mip_gap": solution.mip_gap,
-               "promoted": int((solution.chosen["discount_depth"] > 0).sum())}
+        row = bench_size(n, args.step, args.max_discount, args.gap)
         rows.append(row)
         print(f"{n:>9} {row['levels']:>6} {row['columns']:>8} {row['offered']:>8} "
               f"{row['build_s']:>8.2f} "
