@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType
+from feast.data_format import ParquetFormat
 from feast.types import Bool, Float64, Int64, String
 
 from promoflow.settings import Settings
@@ -38,10 +39,11 @@ FEATURE_SERVICE_NAMES = ("recommender_v1", "forecaster_v1")
 
 # --- sources ----------------------------------------------------------------------------
 def source(settings: Settings, name: str) -> FileSource:
-    """The Parquet folder lake/features/<name>/ written by spark_jobs."""
+    """The Parquet folder lake/features/<name>/ written by spark_jobs (its part files)."""
     return FileSource(
         name=f"{name}_source",
-        path=str(settings.feature_dir(name)),
+        path=str(settings.feature_dir(name) / "*.parquet"),
+        file_format=ParquetFormat(),
         timestamp_field="event_timestamp",
         description=f"Spark feature job output lake/features/{name}/.",
         owner=OWNER,

@@ -1,6 +1,7 @@
 """The Feast store of the platform: config from settings, apply, materialize.
 
-File offline store over the lake's Parquet, SQLite online store and a file registry, both under
+DuckDB offline store over the lake's Parquet (point-in-time joins and materialization run in
+DuckDB, out of Python's memory), SQLite online store and a file registry, both under
 settings.feast_dir. `import feast` happens inside the functions (it is slow).
 """
 
@@ -27,7 +28,7 @@ class FeatureStoreError(RuntimeError):
 
 def repo_config(settings: Settings):
     """The RepoConfig of the project, with every path inside settings.feast_dir."""
-    from feast.infra.offline_stores.dask import DaskOfflineStoreConfig
+    from feast.infra.offline_stores.duckdb import DuckDBOfflineStoreConfig
     from feast.infra.online_stores.sqlite import SqliteOnlineStoreConfig
     from feast.repo_config import RegistryConfig, RepoConfig
 
@@ -39,7 +40,7 @@ def repo_config(settings: Settings):
         provider="local",
         registry=RegistryConfig(path=str(settings.feast_dir / "registry.db")),
         online_store=SqliteOnlineStoreConfig(path=str(settings.feast_dir / "online_store.db")),
-        offline_store=DaskOfflineStoreConfig(),
+        offline_store=DuckDBOfflineStoreConfig(),
         entity_key_serialization_version=3,
         repo_path=settings.feast_dir,
     )

@@ -146,7 +146,8 @@ def _logged_metrics(metrics: dict) -> dict[str, float]:
     for name, summary in metrics.get("models", {}).items():
         logged |= _numbers(f"{name}_", summary)
     logged |= _numbers("", {k: metrics[k] for k in ("holdout_weeks", "train_rows",
-                                                    "train_interactions") if k in metrics})
+                                                    "train_interactions", "train_samples_per_s",
+                                                    "world_size") if k in metrics})
     return logged
 
 

@@ -142,6 +142,44 @@ def test_the_catalogue_cap_keeps_the_most_bought_products(monkeypatch) -> None:
         assert 0 not in model.top_k(matrix, [0, 1, 2], 2)
 
 
+def test_a_cap_above_the_catalogue_gives_the_uncapped_baselines() -> None:
+    """With max_items >= the products nothing is left out: EASE is the closed form over the
+    whole catalogue, item-kNN the same, and their rankings do not depend on the cap."""
+    rng = np.random.default_rng(11)
+    n_customers, n_products, lam = 200, 40, 5.0
+    bought = rng.random((n_customers, n_products)) < rng.uniform(0.02, 0.3, n_products)
+    customer, product = np.nonzero(bought)
+    train = pd.DataFrame({"customer_idx": customer, "product_idx": product,
+                          "units": rng.integers(1, 4, len(customer)).astype(float)})
+    matrix = baselines.purchase_matrix(train, n_customers, n_products)
+    units = baselines.popularity(train, n_products)
+    customers = list(range(n_customers))
+
+    x = bought.astype(float)
+    p = np.linalg.inv(x.T @ x + lam * np.eye(n_products))
+    uncapped = np.eye(n_products) - p / np.diag(p)[None, :]
+    for cap in (n_products, n_products + 1, 10 * n_products):
+        ease = baselines.ease(matrix, units, lam, max_items=cap)
+        assert ease.items.tolist() == list(range(n_products))
+        np.testing.assert_allclose(ease.weights, uncapped, rtol=1e-9, atol=1e-12)
+        scores = x @ uncapped + 1e-9 * units / units.max()
+        expected = np.argsort(-scores, axis=1, kind="stable")[:, :10]
+        assert (ease.top_k(matrix, customers, 10) == expected).all()
+    knn = [baselines.item_knn(matrix, units, max_items=cap) for cap in (n_products, 999)]
+    np.testing.assert_array_equal(knn[0].weights, knn[1].weights)
+    assert (knn[0].top_k(matrix, customers, 10) == knn[1].top_k(matrix, customers, 10)).all()
+
+    # a binding cap keeps the most bought and ranks the others after them, by popularity
+    capped = baselines.ease(matrix, units, lam, max_items=5)
+    assert sorted(capped.items) == sorted(np.argsort(-units, kind="stable")[:5])
+    top = capped.top_k(matrix, customers, 8)
+    assert (np.sort(top[:, :5], axis=1) == np.sort(capped.items)).all()
+    others = [i for i in np.argsort(-units, kind="stable") if i not in set(capped.items)]
+    assert (top[:, 5:] == others[:3]).all()
+    with pytest.raises(ValueError, match="at least one product"):
+        baselines.ease(matrix, units, lam, max_items=0)
+
+
 def test_the_interval_holds_the_mean_and_narrows_with_more_customers() -> None:
     rng = np.random.default_rng(0)
     widths = []

@@ -2,7 +2,8 @@
 
 Like `training.common.loop.fit` (a `DistributedSampler` re-seeded each epoch, the model wrapped
 in `DistributedDataParallel` when the world is larger than one, a checkpoint after every epoch
-and automatic resume; batches are sliced from the tensors at once, `batch_loader`), plus:
+and automatic resume; batches are sliced from the tensors at once, `batch_loader`; the same
+GPU path and throughput records, training.common.loop), plus:
 after every epoch each rank scores its share of the validation
 rows (rows rank, rank + world, ...), the sums are all-reduced, so every rank sees the same
 validation loss and takes the same decision. Training stops once the loss has not improved for
@@ -28,7 +29,7 @@ from torch.utils.data import BatchSampler, DataLoader, DistributedSampler, Tenso
 
 from training.common.checkpoint import load_checkpoint, save_checkpoint
 from training.common.distributed import DistContext, all_reduce_sum
-from training.common.loop import effective_batch_size
+from training.common.loop import Throughput, autocast, device_batch_size, effective_batch_size
 
 log = logging.getLogger(__name__)
 
@@ -58,11 +59,12 @@ def batch_loader(
 ) -> DataLoader:
     """This rank's shard of `dataset` in shuffled batches, like training.common.loop's loader
     (the same DistributedSampler, so the same batches), but each batch is sliced from the
-    tensors at once instead of collated row by row (most of an epoch's time otherwise)."""
+    tensors at once instead of collated row by row (most of an epoch's time otherwise).
+    Batches are pinned for the GPU on CUDA."""
     sampler = DistributedSampler(dataset, num_replicas=ctx.world_size, rank=ctx.rank,
                                  shuffle=True, seed=seed)
     return DataLoader(dataset, sampler=BatchSampler(sampler, batch_size, drop_last=False),
-                      batch_size=None, num_workers=0)
+                      batch_size=None, num_workers=0, pin_memory=ctx.device.type == "cuda")
 
 
 def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -104,8 +106,11 @@ def fit_with_early_stopping(
     name: str,
     extra: dict | None = None,
     min_steps: int = 8,
+    cuda_batch_scale: int = 1,
+    throughput: Throughput | None = None,
 ) -> FitResult:
-    """Train `model` (unwrapped, identical on every rank at the end) with early stopping."""
+    """Train `model` (unwrapped, identical on every rank at the end) with early stopping; each
+    epoch's training samples per second go to `throughput` when one is given."""
     model.to(ctx.device)
     extra = dict(extra or {})
     state = load_checkpoint(checkpoint_path, ctx, model, optimizer, run_key=run_key)
@@ -123,7 +128,9 @@ def fit_with_early_stopping(
         )
     else:
         train_model = model
-    size = effective_batch_size(len(dataset), ctx.world_size, batch_size, min_steps=min_steps)
+    size = effective_batch_size(len(dataset), ctx.world_size,
+                                device_batch_size(batch_size, ctx, cuda_batch_scale),
+                                min_steps=min_steps)
     loader = batch_loader(dataset, ctx, size, seed)
     started = time.monotonic()
     trained = False
@@ -133,17 +140,21 @@ def fit_with_early_stopping(
         trained = True
         loader.sampler.sampler.set_epoch(epoch)
         train_model.train()
+        epoch_started = time.perf_counter()
         totals = torch.zeros(2, dtype=torch.float64, device=ctx.device)
         for batch in loader:
             batch = tuple(t.to(ctx.device, non_blocking=True) for t in batch)
-            loss = row_loss(train_model, batch).mean()
+            with autocast(ctx):
+                loss = row_loss(train_model, batch).float().mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             step += 1
             totals[0] += loss.detach().double() * len(batch[0])
             totals[1] += len(batch[0])
-        totals = all_reduce_sum(totals)
+        totals = all_reduce_sum(totals).cpu()  # every rank's steps are done here
+        rate = (throughput or Throughput.of(ctx)).record(
+            name, epoch + 1, int(totals[1]), time.perf_counter() - epoch_started)
         train_loss = float(totals[0] / totals[1].clamp(min=1))
         val_loss = validation_loss(ctx, model, validation, row_loss) if has_validation else None
         record = {"epoch": epoch + 1, "train_loss": train_loss, "validation_loss": val_loss}
@@ -156,9 +167,10 @@ def fit_with_early_stopping(
             progress["bad_epochs"] += 1
         progress["finished"] = has_validation and progress["bad_epochs"] >= patience
         if ctx.is_main:
-            log.info("%s epoch %d/%d loss %.5f validation %s (best epoch %d) elapsed %.1fs",
-                     name, epoch + 1, epochs, train_loss,
-                     "-" if val_loss is None else f"{val_loss:.5f}", progress["best_epoch"],
+            log.info("%s epoch %d/%d loss %.5f validation %s (best epoch %d), %.0f samples/s "
+                     "(%d processes, batch %d), elapsed %.1fs", name, epoch + 1, epochs,
+                     train_loss, "-" if val_loss is None else f"{val_loss:.5f}",
+                     progress["best_epoch"], rate, ctx.world_size, size,
                      time.monotonic() - started)
         save_checkpoint(checkpoint_path, ctx, model, optimizer, epoch=epoch, step=step,
                         run_key=run_key, extra={**extra, "early_stopping": progress})

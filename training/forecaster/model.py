@@ -229,7 +229,7 @@ class DemandForecaster(nn.Module):
         inputs = torch.cat(
             [features, self.product_embedding(product), self.category_embedding(category)], dim=-1
         )
-        out = self.body(inputs)
+        out = self.body(inputs).float()  # float32 also under bfloat16 autocast
         effect = (own
                   + (self.type_bumps(category) * promo_type).sum(dim=-1)
                   - self.dip_effect(category, past)

@@ -13,7 +13,9 @@ Writes to the run folder:
 - `forecasts.parquet`: every product at each candidate discount of the run's discount grid
   (`RunParams.discount_levels`): units_p10, units_p50, units_p90 (calibrated), and for the
   planner `dip_units` and `cannibalized_units` (below);
-- `forecaster_metrics.json`: `model`, `baseline` (seasonal naive) and `lightgbm` on the holdout
+- `forecaster_metrics.json`: `train_samples_per_s` (training rows per second, all processes
+  together; `device`, `world_size`, and per epoch under `throughput`), and
+  `model`, `baseline` (seasonal naive) and `lightgbm` on the holdout
   (evaluate.score), `calibration` (bias at discount 0 and P10-P90 coverage on the holdout rows
   not promoted and not stocked out, with the fitted correction and the uncorrected values),
   `training` (chosen epoch, also top-level `chosen_epoch`, epochs run, validation history),
@@ -66,6 +68,7 @@ from training.common.checkpoint import make_run_key
 from training.common.cli import base_parser, configure, default_models_dir, run_main, run_params
 from training.common.distributed import DistContext
 from training.common.io import write_parquet
+from training.common.loop import Throughput
 from training.forecaster import evaluate
 from training.forecaster.backtest import LightGBMBaseline, backtest_path, backtest_table
 from training.forecaster.calibration import Calibration, measure
@@ -115,6 +118,8 @@ class OptimConfig:
     #: learning rate of the promotion terms' parameters, as a multiple of lr
     effect_lr_scale: float = 5.0
     batch_size: int = 512  # per process; lowered on small data (see effective_batch_size)
+    #: the batch on a GPU is this many times batch_size (training.common.loop)
+    cuda_batch_scale: int = 8
     #: lower the batch on small data so each rank takes at least this many steps an epoch
     min_steps: int = 32
 
@@ -253,6 +258,8 @@ def train(cfg: ForecasterConfig) -> dict | None:
         folder = RunFolder(cfg.data.run_dir)
         frame = read_frame(folder.forecaster_train, label=True)
         score_rows = read_frame(folder.forecaster_score, label=False)
+        run_key = _run_key(cfg, frame, ctx)
+        throughput = Throughput.of(ctx)
         before, holdout_rows = split_holdout(frame, cfg.data.holdout_weeks)
         fit_rows, validation_rows = split_validation(before, cfg.data.validation_weeks)
         standardizer = Standardizer.fit(raw_features(fit_rows))
@@ -265,6 +272,7 @@ def train(cfg: ForecasterConfig) -> dict | None:
             hidden_dim=cfg.model.hidden_dim, dropout=cfg.model.dropout,
             initial_level=float(train_batch.target.mean()), **standardizer.level_inputs(),
         )
+        del frame, before  # only the splits are used from here on (memory: rows x columns)
         model = DemandForecaster(**shape)
         # fused: one kernel over all the (many small) parameters, CPU and CUDA alike
         optimizer = torch.optim.AdamW(model.parameter_groups(
@@ -279,11 +287,12 @@ def train(cfg: ForecasterConfig) -> dict | None:
             epochs=cfg.trainer.epochs, patience=cfg.trainer.patience,
             batch_size=cfg.optim.batch_size, seed=cfg.trainer.seed,
             checkpoint_path=models_dir / "forecaster" / "checkpoint.pt",
-            run_key=_run_key(cfg, frame, ctx), name="forecaster",
+            run_key=run_key, name="forecaster",
             extra={"standardizer": standardizer.to_dict(), "feature_names": FEATURE_NAMES,
                    "products": list(vocab.products), "categories": list(vocab.categories),
                    "model": asdict(cfg.model)},
-            min_steps=cfg.optim.min_steps,
+            min_steps=cfg.optim.min_steps, cuda_batch_scale=cfg.optim.cuda_batch_scale,
+            throughput=throughput,
         )
         metrics = None
         if not contacted(fit_rows).any():
@@ -295,6 +304,7 @@ def train(cfg: ForecasterConfig) -> dict | None:
                                 standardizer, vocab, cfg, ctx)
             metrics["training"] = result.to_dict(cfg.trainer.epochs, cfg.trainer.patience)
             metrics["chosen_epoch"] = result.best_epoch
+            metrics.update(throughput.to_metrics())
             save_bundle(models_dir / "forecaster" / BUNDLE_NAME, model, shape, standardizer,
                         vocab, calibration)
             forecasts = forecast_plan_week(model, score_rows, standardizer, vocab, levels,

@@ -11,9 +11,15 @@ matrix W:
   holdout-length weeks of the training weeks are scored by a fit on the weeks before them;
   B is then refitted on every training week.
 
-Both hold a dense products x products matrix, so they keep only the MAX_ITEMS most bought
-products of the training weeks (memory about 8 x MAX_ITEMS^2 bytes); the rest are never
-recommended by them. Ties, and customers without a training purchase, fall back to popularity.
+Both hold a dense products x products matrix (float64: 8 x n^2 bytes, 20 GB at the xl
+market's 50,000 products, 68 GB at The Complete Journey's 92,000), and the fit holds a few such
+matrices at once (the Gram matrix, its inverse or the similarities, their neighbour cut). So
+they keep only the `max_items` most bought products of the training weeks (MAX_ITEMS = 3,000 by
+default: 72 MB a matrix, under 0.5 GB for a fit; logged when it binds). A customer's scores are
+computed over the kept products only (customers x kept at a time); the other products rank
+after them by popularity, so with at least k kept they are never in a top k. Ties, and customers
+without a training purchase, fall back to popularity. With `max_items` at least the number of
+products nothing is left out and the models are the uncapped ones.
 """
 
 from __future__ import annotations
@@ -57,11 +63,20 @@ def popularity(interactions: pd.DataFrame, n_products: int) -> np.ndarray:
     return units
 
 
-def kept_items(units: np.ndarray) -> np.ndarray:
-    """The indices of the MAX_ITEMS most bought products (all when there are fewer)."""
-    if len(units) <= MAX_ITEMS:
+def kept_items(units: np.ndarray, max_items: int | None = None) -> np.ndarray:
+    """The indices of the `max_items` (default MAX_ITEMS) most bought products, ascending (all
+    when there are fewer; equal units keep the lower index)."""
+    cap = MAX_ITEMS if max_items is None else max_items
+    if cap < 1:
+        raise ValueError(f"the baselines must keep at least one product, not {cap}.")
+    if len(units) <= cap:
         return np.arange(len(units))
-    return np.sort(np.argsort(-units, kind="stable")[:MAX_ITEMS])
+    items = np.sort(np.argsort(-units, kind="stable")[:cap])
+    log.info("item-item baselines keep the %d most bought of %d products (%.1f%% of the units; "
+             "dense matrices of %.0f MB instead of %.0f MB); the others rank by popularity",
+             cap, len(units), 100 * units[items].sum() / max(float(units.sum()), 1e-12),
+             8 * cap**2 / 1e6, 8 * len(units) ** 2 / 1e6)
+    return items
 
 
 @dataclass
@@ -73,24 +88,29 @@ class ItemModel:
     units: np.ndarray  # training popularity of every product
 
     def top_k(self, matrix: sp.csr_matrix, customers: list[int], k: int) -> np.ndarray:
-        """[customers, k] product indices ranked for each customer by their row of `matrix`."""
-        n_products = len(self.units)
-        tie = _TIE_WEIGHT * self.units / max(float(self.units.max()), 1.0)
-        chunk = max(1, _SCORE_CELLS // max(1, n_products))
+        """[customers, k] product indices ranked for each customer by their row of `matrix`:
+        the kept products by score (ties: the more popular, then the lower index), then the
+        others by popularity."""
+        tie = _TIE_WEIGHT * self.units[self.items] / max(float(self.units.max()), 1.0)
+        others = np.setdiff1d(np.arange(len(self.units)), self.items)
+        others = others[np.argsort(-self.units[others], kind="stable")]
+        chunk = max(1, _SCORE_CELLS // max(1, len(self.items)))
         rows = []
         for start in range(0, len(customers), chunk):
             block = matrix[customers[start:start + chunk]][:, self.items]
-            scores = np.full((block.shape[0], n_products), -np.inf)
-            scores[:, self.items] = np.asarray(block @ self.weights)
-            scores += tie
-            rows.append(np.argsort(-scores, axis=1, kind="stable")[:, :k])
+            scores = np.asarray(block @ self.weights) + tie
+            best = self.items[np.argsort(-scores, axis=1, kind="stable")[:, :k]]
+            if best.shape[1] < k and len(others):  # fewer kept products than k
+                best = np.hstack([best, np.tile(others[:k - best.shape[1]], (len(best), 1))])
+            rows.append(best)
         return np.concatenate(rows) if rows else np.zeros((0, k), dtype=np.int64)
 
 
-def item_knn(matrix: sp.csr_matrix, units: np.ndarray,
-             neighbours: int = ITEM_KNN_NEIGHBOURS) -> ItemModel:
-    """Cosine item-item similarity, each product keeping its `neighbours` most similar."""
-    items = kept_items(units)
+def item_knn(matrix: sp.csr_matrix, units: np.ndarray, neighbours: int = ITEM_KNN_NEIGHBOURS,
+             max_items: int | None = None) -> ItemModel:
+    """Cosine item-item similarity over the `max_items` most bought products, each keeping its
+    `neighbours` most similar."""
+    items = kept_items(units, max_items)
     x = matrix[:, items]
     gram = np.asarray((x.T @ x).todense(), dtype=np.float64)
     norms = np.sqrt(np.diag(gram))
@@ -104,9 +124,11 @@ def item_knn(matrix: sp.csr_matrix, units: np.ndarray,
     return ItemModel(items, similarity, units)
 
 
-def ease(matrix: sp.csr_matrix, units: np.ndarray, lam: float) -> ItemModel:
-    """EASE: B = I - P / diag(P), P = (X^T X + lambda I)^-1, over the kept products."""
-    items = kept_items(units)
+def ease(matrix: sp.csr_matrix, units: np.ndarray, lam: float,
+         max_items: int | None = None) -> ItemModel:
+    """EASE: B = I - P / diag(P), P = (X^T X + lambda I)^-1, over the `max_items` most bought
+    products."""
+    items = kept_items(units, max_items)
     x = matrix[:, items]
     gram = np.asarray((x.T @ x).todense(), dtype=np.float64)
     gram[np.diag_indices_from(gram)] += lam
@@ -117,8 +139,8 @@ def ease(matrix: sp.csr_matrix, units: np.ndarray, lam: float) -> ItemModel:
 
 
 def choose_ease_lambda(train: pd.DataFrame, n_customers: int, n_products: int,
-                       validation_weeks: int, k: int,
-                       grid: tuple[float, ...] = EASE_LAMBDAS) -> tuple[float, dict[str, float]]:
+                       validation_weeks: int, k: int, grid: tuple[float, ...] = EASE_LAMBDAS,
+                       max_items: int | None = None) -> tuple[float, dict[str, float]]:
     """The lambda of `grid` with the best NDCG@k on the last `validation_weeks` training weeks
     (fitted on the weeks before them); the validation NDCG of every lambda. With too few weeks
     to split, the middle of the grid."""
@@ -133,7 +155,7 @@ def choose_ease_lambda(train: pd.DataFrame, n_customers: int, n_products: int,
     units = popularity(fit_rows, n_products)
     scores: dict[str, float] = {}
     for lam in grid:
-        top = ease(matrix, units, lam).top_k(matrix, customers, k)
+        top = ease(matrix, units, lam, max_items).top_k(matrix, customers, k)
         scores[f"{lam:g}"] = evaluate.ranking_metrics(top, customers, relevant, k)[f"ndcg_at_{k}"]
     best = max(grid, key=lambda lam: (scores[f"{lam:g}"], -lam))  # ties: the smaller penalty
     log.info("EASE lambda %g (validation NDCG@%d by lambda: %s)", best, k, scores)

@@ -12,8 +12,18 @@ again on all weeks with the features as of the plan week; without, its evaluated
 fed the plan week's features and histories. It writes the recommendations (the top N customers
 of every product, N = CANDIDATE_FACTOR x the run's audience size, capped by the customers there
 are; streamed product by product to Parquet: the targeting picks the audience among them by
-uplift and consent), and the metrics go to recommender_metrics.json. Checkpoints:
-<models-dir>/recommender/holdout_<model>.pt (the evaluated models) and checkpoint.pt (the
+uplift and consent), and the metrics go to recommender_metrics.json, with the training
+throughput (`train_samples_per_s`: rows or windows per second over every epoch of the learned
+models, all processes together; `device`, `world_size`; per epoch under `throughput`).
+
+Memory: both learned models score the whole catalogue for every training row (a [rows,
+products] logits matrix per step, and per target purchase for the sequence model), so a step
+takes at most `max_logit_cells` logits (times `cuda_batch_scale` on a GPU): at 50,000 products
+that is about 670 rows a step on the CPU. Ranking holds at most SCORE_BLOCK scores (products
+per block) or CUSTOMER_BLOCK logits (customers per block) at once, and the baselines keep the
+`baseline_max_items` most bought products (baselines.py).
+
+Checkpoints: <models-dir>/recommender/holdout_<model>.pt (the evaluated models) and checkpoint.pt (the
 champion's final model, its name in the checkpoint's extra "kind"); model.pt holds the
 champion's evaluated and final weights with their ids, the bundle the registry keeps
 (training/gate.py, docs/models.md).
@@ -43,7 +53,7 @@ from training.common.checkpoint import make_run_key
 from training.common.cli import base_parser, configure, default_models_dir, run_main, run_params
 from training.common.distributed import DistContext
 from training.common.io import temporary_path
-from training.common.loop import fit
+from training.common.loop import Throughput, fit
 from training.recommender import baselines, evaluate
 from training.recommender.data import FeatureTables, RecommenderData, load
 from training.recommender.model import TwoTower, softmax_loss
@@ -59,6 +69,8 @@ log = logging.getLogger("training.recommender")
 METRIC_K = 10
 #: scores held in memory at once while ranking customers per product
 SCORE_BLOCK = 1 << 22
+#: logits held at once while scoring customers against the catalogue (256 MB in float32)
+CUSTOMER_BLOCK = 1 << 26
 RECOMMENDATION_SCHEMA = pa.schema([("product_id", pa.int64()), ("customer_id", pa.int64()),
                                    ("score", pa.float64()), ("rank", pa.int64())])
 #: The learned candidates; the champion is one of them (ties: the first).
@@ -114,6 +126,11 @@ class OptimConfig:
     lr: float = 5e-3
     weight_decay: float = 1e-5
     batch_size: int = 1024  # per process; lowered on small data (see effective_batch_size)
+    #: the batch on a GPU is this many times batch_size (also the sequence model's)
+    cuda_batch_scale: int = 8
+    #: logits of one step at most (rows x products, x targets per window for the sequence
+    #: model; times cuda_batch_scale on a GPU): 2^25 float32 logits are 128 MB per copy
+    max_logit_cells: int = 1 << 25
 
 
 @dataclass
@@ -122,6 +139,8 @@ class TrainerConfig:
     seed: int = 42
     refit: bool = True
     score_chunk: int = 4096
+    #: the item-kNN and EASE baselines keep this many of the most bought products
+    baseline_max_items: int = baselines.MAX_ITEMS
     models_dir: Path | None = None  # default: the settings' models folder
 
 
@@ -166,9 +185,18 @@ def _two_tower_loss(model: nn.Module, batch: tuple[torch.Tensor, ...]) -> torch.
     return softmax_loss(model(batch[0]).float(), batch[1])
 
 
+def max_rows_per_step(name: str, cfg: RecommenderConfig, ctx: DistContext,
+                      n_products: int) -> int:
+    """The most training rows of model `name` whose catalogue logits fit the step's budget."""
+    cells = n_products * (cfg.sequence.max_length + 1 if name == "sequence" else 1)
+    scale = cfg.optim.cuda_batch_scale if ctx.device.type == "cuda" else 1
+    return max(1, cfg.optim.max_logit_cells * scale // max(1, cells))
+
+
 def _train_model(
     name: str, cfg: RecommenderConfig, ctx: DistContext, data: RecommenderData,
     tables: FeatureTables, interactions: pd.DataFrame, checkpoint: Path, phase: str,
+    throughput: Throughput,
 ) -> nn.Module:
     seed_everything(cfg.trainer.seed)
     model = build_model(name, cfg, data, tables, interactions)
@@ -192,6 +220,8 @@ def _train_model(
         name=f"recommender[{name}, {phase}]",
         extra={"kind": name, "customer_ids": data.customer_ids.tolist(),
                "product_ids": data.product_ids.tolist(), "model": config},
+        cuda_batch_scale=cfg.optim.cuda_batch_scale,
+        max_batch=max_rows_per_step(name, cfg, ctx, data.n_products), throughput=throughput,
     )
 
 
@@ -211,6 +241,7 @@ def customer_top_k(model: Recommender, customers: list[int], k: int, device: tor
     """[customers, k] product indices ranked by the model for each customer."""
     model.eval()
     products, bias = model.product_vectors()
+    chunk = max(1, min(chunk, CUSTOMER_BLOCK // max(1, len(bias))))
     rows = []
     for start in range(0, len(customers), chunk):
         ids = torch.tensor(customers[start:start + chunk], dtype=torch.long, device=device)
@@ -227,6 +258,7 @@ def customer_vectors_and_normalizers(
     model.eval()
     products, bias = model.product_vectors()
     device = products.device
+    chunk = max(1, min(chunk, CUSTOMER_BLOCK // max(1, len(bias))))
     vectors, normalizers = [], []
     for start in range(0, n_customers, chunk):
         ids = torch.arange(start, min(start + chunk, n_customers), device=device)
@@ -292,17 +324,22 @@ def baseline_rankings(data: RecommenderData, customers: list[int], cfg: Recommen
     """Top-10 lists of the baselines fitted on the training weeks, and how they were set."""
     units = baselines.popularity(data.train, data.n_products)
     matrix = baselines.purchase_matrix(data.train, data.n_customers, data.n_products)
+    cap = cfg.trainer.baseline_max_items
     lam, by_lambda = baselines.choose_ease_lambda(
-        data.train, data.n_customers, data.n_products, cfg.data.holdout_weeks, METRIC_K)
+        data.train, data.n_customers, data.n_products, cfg.data.holdout_weeks, METRIC_K,
+        max_items=cap)
     popular = evaluate.popularity_ranking(data.train, data.n_products, METRIC_K)
     tops = {
         "popularity": np.tile(popular, (len(customers), 1)),
-        "item_knn": baselines.item_knn(matrix, units).top_k(matrix, customers, METRIC_K),
-        "ease": baselines.ease(matrix, units, lam).top_k(matrix, customers, METRIC_K),
+        "item_knn": baselines.item_knn(matrix, units, max_items=cap).top_k(
+            matrix, customers, METRIC_K),
+        "ease": baselines.ease(matrix, units, lam, max_items=cap).top_k(
+            matrix, customers, METRIC_K),
     }
     settings = {"item_knn_neighbours": baselines.ITEM_KNN_NEIGHBOURS,
                 "ease_lambda": lam, "ease_validation_ndcg_at_10": by_lambda,
-                "baseline_max_items": baselines.MAX_ITEMS}
+                "baseline_max_items": cap,
+                "baseline_items_kept": int(min(cap, data.n_products))}
     return tops, settings
 
 
@@ -382,20 +419,25 @@ def train(cfg: RecommenderConfig) -> dict | None:
                  "interactions (holdout from %s), world size %d", data.n_customers,
                  data.n_products, len(data.train), len(data.holdout), data.holdout_start.date(),
                  ctx.world_size)
+        throughput = Throughput.of(ctx)
         evaluated = {
             name: _train_model(name, cfg, ctx, data, data.at_holdout, data.train,
-                               models_dir / f"holdout_{name}.pt", "holdout")
+                               models_dir / f"holdout_{name}.pt", "holdout", throughput)
             for name in LEARNED
         }
         metrics = _evaluate(evaluated, data, cfg, ctx) if ctx.is_main else None
         champion = str(_from_main(metrics["champion"] if metrics else None, ctx))
         if cfg.trainer.refit:
             model = _train_model(champion, cfg, ctx, data, data.at_plan_week, data.interactions,
-                                 models_dir / "checkpoint.pt", "all")
+                                 models_dir / "checkpoint.pt", "all", throughput)
         else:
             model = _with_latest_inputs(champion, evaluated[champion], cfg, data)
             _copy_checkpoint(models_dir, champion, ctx)
         if ctx.is_main:
+            metrics.update(throughput.to_metrics())
+            log.info("recommender training throughput: %s samples/s over %d epochs on %s x %d",
+                     metrics["train_samples_per_s"], len(throughput.epochs), ctx.device.type,
+                     ctx.world_size)
             save_bundle(models_dir / BUNDLE_NAME, champion, cfg, data,
                         holdout=evaluated[champion], final=model)
             write_recommendations(model.to(ctx.device), data, cfg.data.top_n,
