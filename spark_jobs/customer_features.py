@@ -12,25 +12,32 @@ Snapshots run from the first week of data to the plan week, for every customer w
 - promo_share: share of those units that were promoted (0 if none).
 - top_category: category with the most units bought in the 52 weeks (ties: first by name),
   'none' without purchases.
+
+Money sums are kept in millionths (longs), so the 52-week sums are exact differences of running
+totals and a window without purchases sums to exactly 0.
 """
 
 from __future__ import annotations
 
 import logging
 from datetime import date
+from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from promoflow.settings import Settings
-from spark_jobs.session import read_mart
+from spark_jobs.handoff import MartHandoff
+from spark_jobs.session import read_mart, uri
 from spark_jobs.weeks import week_index, weeks_until, with_event_timestamp
 
 log = logging.getLogger(__name__)
 
 NAME = "customer_features"
+MARTS = ("order_lines", "customers")  # the marts `run` reads
 WINDOW_WEEKS = 52
 NO_CATEGORY = "none"
+MICROS = 1_000_000
+CATEGORY_SLOTS = 1 << 20  # more categories than any catalogue has
 COLUMNS = [
     "customer_id",
     "event_timestamp",
@@ -50,15 +57,17 @@ def build_customer_features(
     lines = order_lines.where(F.col("customer_id").isNotNull())
     is_purchase = ~F.col("is_return") & (F.col("quantity") > 0)
     weekly = lines.groupBy("customer_id", "week_start").agg(
-        F.countDistinct(F.when(is_purchase, F.col("order_id"))).alias("orders"),
-        F.sum("revenue").alias("revenue"),
-        F.sum(F.when(is_purchase, F.col("quantity") * F.col("unit_list_price"))).alias(
+        F.size(F.collect_set(F.when(is_purchase, F.col("order_id")))).alias("orders"),
+        _micros(F.sum("revenue")).alias("revenue"),
+        _micros(F.sum(F.when(is_purchase, F.col("quantity") * F.col("unit_list_price")))).alias(
             "list_value"
         ),
-        F.sum(
-            F.when(
-                is_purchase,
-                F.col("quantity") * F.col("unit_list_price") * F.col("discount_depth"),
+        _micros(
+            F.sum(
+                F.when(
+                    is_purchase,
+                    F.col("quantity") * F.col("unit_list_price") * F.col("discount_depth"),
+                )
             )
         ).alias("discount_value"),
         F.sum(F.when(is_purchase, F.col("quantity"))).alias("units"),
@@ -75,20 +84,24 @@ def build_customer_features(
         .withColumn("week_idx", week_index())
     )
     by_week = Window.partitionBy("customer_id").orderBy("week_idx")
-    trailing = by_week.rangeBetween(-WINDOW_WEEKS, -1)
+    running = by_week.rowsBetween(Window.unboundedPreceding, Window.currentRow)
     history = by_week.rangeBetween(Window.unboundedPreceding, -1)
+    sums = ("orders", "revenue", "list_value", "discount_value", "units", "promo_units")
 
+    # The grid has every week of every customer, so the sum over the WINDOW_WEEKS weeks before
+    # a row is the difference of two earlier running totals: linear in the rows, exact in longs.
     def trailing_sum(column: str) -> F.Column:
-        return F.coalesce(F.sum(column).over(trailing), F.lit(0))
+        total = F.col(f"{column}_total")
+        return F.lag(total, 1, 0).over(by_week) - F.lag(total, WINDOW_WEEKS + 1, 0).over(by_week)
 
     snapshots = (
-        grid.withColumn("last_purchase", F.max("last_order_date").over(history))
-        .withColumn("orders_52w", trailing_sum("orders"))
-        .withColumn("revenue_52w", trailing_sum("revenue"))
-        .withColumn("list_52w", trailing_sum("list_value"))
-        .withColumn("discount_52w", trailing_sum("discount_value"))
-        .withColumn("units_52w", trailing_sum("units"))
-        .withColumn("promo_units_52w", trailing_sum("promo_units"))
+        grid.select(
+            "*",
+            F.max("last_order_date").over(history).alias("last_purchase"),
+            *[F.coalesce(F.sum(c).over(running), F.lit(0)).alias(f"{c}_total") for c in sums],
+        )
+        .select("customer_id", "week_start", "signup_date", "last_purchase",
+                *[trailing_sum(c).alias(f"{c}_52w") for c in sums])
         .where((F.col("signup_date") < F.col("week_start")) | F.col("last_purchase").isNotNull())
     )
 
@@ -99,8 +112,8 @@ def build_customer_features(
             F.datediff("week_start", F.coalesce("last_purchase", "signup_date")), F.lit(0)
         ).cast("long").alias("recency_days"),
         F.col("orders_52w").cast("long").alias("frequency_orders_52w"),
-        F.col("revenue_52w").cast("double").alias("monetary_value_52w"),
-        F.when(F.col("list_52w") > 0, F.col("discount_52w") / F.col("list_52w"))
+        (F.col("revenue_52w") / MICROS).alias("monetary_value_52w"),
+        F.when(F.col("list_value_52w") > 0, F.col("discount_value_52w") / F.col("list_value_52w"))
         .otherwise(F.lit(0.0))
         .cast("double")
         .alias("avg_discount_depth"),
@@ -109,7 +122,7 @@ def build_customer_features(
         .cast("double")
         .alias("promo_share"),
     )
-    top = _top_category(lines.where(is_purchase))
+    top = _top_category(lines.where(is_purchase), plan_week)
     return with_event_timestamp(
         features.join(top, ["customer_id", "week_start"], "left").fillna(
             NO_CATEGORY, subset=["top_category"]
@@ -117,49 +130,72 @@ def build_customer_features(
     ).select(COLUMNS)
 
 
-def _top_category(purchases: DataFrame) -> DataFrame:
-    """(customer_id, week_start, top_category) for snapshots with purchases in the window."""
-    contributions = (
-        purchases.groupBy("customer_id", "category", "week_start")
+def _micros(amount: F.Column) -> F.Column:
+    """A money amount in millionths as a long, so that window sums and differences are exact."""
+    return F.round(amount * MICROS).cast("long")
+
+
+def _top_category(purchases: DataFrame, plan_week: date) -> DataFrame:
+    """(customer_id, week_start, top_category) for snapshots with purchases in the window.
+
+    A week's units enter the window of the snapshot one week later and leave it WINDOW_WEEKS
+    weeks after that, so each (customer, category) holds constant units between such changes:
+    the spans are expanded to their snapshot weeks (only where units > 0) and the top category
+    is taken per snapshot. Work grows with the categories bought in each window, not 52-fold.
+    """
+    categories = (
+        purchases.select("category")
+        .distinct()
+        .withColumn("category_rank", F.dense_rank().over(Window.orderBy("category")) - 1)
+    )
+    weekly = (
+        purchases.select("customer_id", "category", "week_start", "quantity")
+        .repartition("customer_id")  # every step below is per customer: no further shuffle
+        .groupBy("customer_id", "category", "week_start")
         .agg(F.sum("quantity").alias("units"))
-        .select(
-            "customer_id",
-            "category",
+        .join(F.broadcast(categories), "category")
+    )
+    enter = F.struct(F.date_add("week_start", 7).alias("at"), F.col("units").alias("change"))
+    leave = F.struct(
+        F.date_add("week_start", 7 * (WINDOW_WEEKS + 1)).alias("at"),
+        (-F.col("units")).alias("change"),
+    )
+    changes = (
+        weekly.select("customer_id", "category_rank", F.explode(F.array(enter, leave)).alias("c"))
+        .groupBy("customer_id", "category_rank", F.col("c.at").alias("week_start"))
+        .agg(F.sum("c.change").alias("change"))
+    )
+    by_pair = Window.partitionBy("customer_id", "category_rank").orderBy("week_start")
+    spans = (
+        changes.withColumn(
             "units",
-            F.explode(
-                F.transform(
-                    F.sequence(F.lit(1), F.lit(WINDOW_WEEKS)),
-                    lambda k: F.date_add(F.col("week_start"), k * 7),
-                )
-            ).alias("snapshot_week"),
+            F.sum("change").over(by_pair.rowsBetween(Window.unboundedPreceding, Window.currentRow)),
         )
+        .withColumn("until", F.lead("week_start").over(by_pair))
+        .where((F.col("units") > 0) & (F.col("week_start") <= F.lit(plan_week)))
     )
-    ranked = (
-        contributions.groupBy("customer_id", "snapshot_week", "category")
-        .agg(F.sum("units").alias("units"))
-        .withColumn(
-            "rank",
-            F.row_number().over(
-                Window.partitionBy("customer_id", "snapshot_week").orderBy(
-                    F.desc("units"), F.asc("category")
-                )
-            ),
-        )
-    )
-    return ranked.where(F.col("rank") == 1).select(
+    last_week = F.least(F.date_sub("until", 7), F.lit(plan_week))
+    # one long per candidate, largest for the most units, then for the first category by name
+    key = F.col("units") * CATEGORY_SLOTS + (CATEGORY_SLOTS - 1 - F.col("category_rank"))
+    weeks = spans.select(
+        key.alias("key"),
         "customer_id",
-        F.col("snapshot_week").alias("week_start"),
-        F.col("category").alias("top_category"),
+        F.explode(F.sequence("week_start", last_week, F.expr("interval 7 days"))).alias(
+            "week_start"
+        ),
+    )
+    top = weeks.groupBy("customer_id", "week_start").agg(
+        (CATEGORY_SLOTS - 1 - F.max("key") % CATEGORY_SLOTS).alias("category_rank")
+    )
+    return top.join(F.broadcast(categories), "category_rank").select(
+        "customer_id", "week_start", F.col("category").alias("top_category")
     )
 
 
-def run(spark: SparkSession, settings: Settings, plan_week: date) -> int:
-    """Read the marts, build the snapshots and overwrite lake/features/customer_features."""
-    order_lines = read_mart(spark, settings, "order_lines").cache()  # read by three branches
-    features = build_customer_features(
-        order_lines, read_mart(spark, settings, "customers"), plan_week
-    )
-    path = settings.feature_dir(NAME)
-    features.write.mode("overwrite").parquet(str(path))
+def run(spark: SparkSession, marts: MartHandoff, plan_week: date, path: Path) -> int:
+    """Read the marts, build the snapshots and overwrite the Parquet folder `path`."""
+    order_lines = read_mart(spark, marts, "order_lines").cache()  # read by three branches
+    features = build_customer_features(order_lines, read_mart(spark, marts, "customers"), plan_week)
+    features.write.mode("overwrite").parquet(uri(path))
     order_lines.unpersist()
-    return spark.read.parquet(str(path)).count()
+    return spark.read.parquet(uri(path)).count()

@@ -13,17 +13,19 @@ from __future__ import annotations
 
 import logging
 from datetime import date
+from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from promoflow.settings import Settings
-from spark_jobs.session import read_mart
+from spark_jobs.handoff import MartHandoff
+from spark_jobs.session import read_mart, uri
 from spark_jobs.weeks import week_index, weeks_until, with_event_timestamp
 
 log = logging.getLogger(__name__)
 
 NAME = "product_features"
+MARTS = ("products", "product_week_sales")  # the marts `run` reads
 POPULARITY_WEEKS = 12
 COLUMNS = [
     "product_id",
@@ -77,14 +79,13 @@ def build_product_features(
     ).select(COLUMNS)
 
 
-def run(spark: SparkSession, settings: Settings, plan_week: date) -> int:
-    """Read the marts, build the snapshots and overwrite lake/features/product_features."""
+def run(spark: SparkSession, marts: MartHandoff, plan_week: date, path: Path) -> int:
+    """Read the marts, build the snapshots and overwrite the Parquet folder `path`."""
     features = build_product_features(
-        read_mart(spark, settings, "products"),
-        sales := read_mart(spark, settings, "product_week_sales").cache(),
+        read_mart(spark, marts, "products"),
+        sales := read_mart(spark, marts, "product_week_sales").cache(),
         plan_week,
     )
-    path = settings.feature_dir(NAME)
-    features.write.mode("overwrite").parquet(str(path))
+    features.write.mode("overwrite").parquet(uri(path))
     sales.unpersist()
-    return spark.read.parquet(str(path)).count()
+    return spark.read.parquet(uri(path)).count()

@@ -31,17 +31,19 @@ from __future__ import annotations
 
 import logging
 from datetime import date
+from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from promoflow.settings import Settings
-from spark_jobs.session import read_mart
+from spark_jobs.handoff import MartHandoff
+from spark_jobs.session import read_mart, uri
 from spark_jobs.weeks import week_index, weeks_until, with_event_timestamp
 
 log = logging.getLogger(__name__)
 
 NAME = "product_week_features"
+MARTS = ("products", "product_week_sales", "calendar_weeks")  # the marts `run` reads
 LAGS = (1, 2, 4, 52)
 DISCOUNT_LAGS = (1, 2, 3)
 PROMO_TYPES = ("display", "mailer", "coupon")
@@ -194,15 +196,14 @@ def build_product_week_features(
     return with_event_timestamp(rows).select(COLUMNS)
 
 
-def run(spark: SparkSession, settings: Settings, plan_week: date) -> int:
-    """Read the marts, build the rows and overwrite lake/features/product_week_features."""
+def run(spark: SparkSession, marts: MartHandoff, plan_week: date, path: Path) -> int:
+    """Read the marts, build the rows and overwrite the Parquet folder `path`."""
     features = build_product_week_features(
-        read_mart(spark, settings, "products"),
-        sales := read_mart(spark, settings, "product_week_sales").cache(),
-        read_mart(spark, settings, "calendar_weeks"),
+        read_mart(spark, marts, "products"),
+        sales := read_mart(spark, marts, "product_week_sales").cache(),
+        read_mart(spark, marts, "calendar_weeks"),
         plan_week,
     )
-    path = settings.feature_dir(NAME)
-    features.write.mode("overwrite").parquet(str(path))
+    features.write.mode("overwrite").parquet(uri(path))
     sales.unpersist()
-    return spark.read.parquet(str(path)).count()
+    return spark.read.parquet(uri(path)).count()

@@ -3,6 +3,8 @@
     python -m spark_jobs.run_all [--plan-week YYYY-MM-DD]
 
 Without --plan-week the plan week is the week after the last week in marts.product_week_sales.
+The marts are handed off to Parquet first (`spark_jobs.handoff`, lake/marts/), then read by
+Spark in parallel.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import logging
 import sys
 import time
 from datetime import date
+from pathlib import Path
 
 from pyspark.sql import SparkSession
 
@@ -19,6 +22,7 @@ from promoflow.logs import setup_logging
 from promoflow.run import Run
 from promoflow.settings import Settings, get_settings
 from spark_jobs import customer_features, product_features, product_week_features
+from spark_jobs.handoff import HandoffError, MartHandoff
 from spark_jobs.session import FeatureJobError, get_spark, read_mart
 from spark_jobs.weeks import last_data_week, resolve_plan_week
 
@@ -36,12 +40,17 @@ def build_features(run: Run, settings: Settings | None = None) -> dict[str, int]
 
 
 def run_all(
-    settings: Settings, plan_week: date | None = None, spark: SparkSession | None = None
+    settings: Settings,
+    plan_week: date | None = None,
+    spark: SparkSession | None = None,
+    handoff: MartHandoff | None = None,
+    out_dir: Path | None = None,
 ) -> dict[str, int]:
     """Build every feature table up to the plan week; returns rows written per table.
 
-    A session passed in, or one already running in the process, is left running; one started
-    here is stopped at the end.
+    The marts come from `handoff` (default: exported now to lake/marts/); the tables go to
+    `out_dir`/<name> (default: the lake's settings.feature_dir(<name>)). A session passed in,
+    or one already running in the process, is left running; one started here is stopped.
     """
     started = time.time()
     own_session = spark is None and SparkSession.getActiveSession() is None
@@ -49,23 +58,28 @@ def run_all(
         spark = get_spark(settings)
         log.info("Spark session ready in %.1f s", time.time() - started)
     try:
-        return _run_jobs(spark, settings, plan_week, started)
+        return run_jobs(spark, handoff or MartHandoff(settings), plan_week, settings, out_dir)
     finally:
         if own_session:
             spark.stop()
 
 
-def _run_jobs(
-    spark: SparkSession, settings: Settings, plan_week: date | None, started: float
+def run_jobs(
+    spark: SparkSession,
+    marts: MartHandoff,
+    plan_week: date | None,
+    settings: Settings,
+    out_dir: Path | None = None,
 ) -> dict[str, int]:
-    plan = resolve_plan_week(
-        last_data_week(read_mart(spark, settings, "product_week_sales")), plan_week
-    )
+    """The feature jobs in a running session; returns rows written per table."""
+    started = time.time()
+    plan = resolve_plan_week(last_data_week(read_mart(spark, marts, "product_week_sales")), plan_week)
     log.info("Building features up to the plan week %s", plan)
     rows: dict[str, int] = {}
     for job in JOBS:
         job_started = time.time()
-        rows[job.NAME] = job.run(spark, settings, plan)
+        path = out_dir / job.NAME if out_dir is not None else settings.feature_dir(job.NAME)
+        rows[job.NAME] = job.run(spark, marts, plan, path)
         log.info("%s: %d rows in %.1f s", job.NAME, rows[job.NAME], time.time() - job_started)
     log.info("All feature jobs done in %.1f s", time.time() - started)
     return rows
@@ -79,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         run_all(get_settings(), args.plan_week)
-    except FeatureJobError as exc:
+    except (FeatureJobError, HandoffError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -1,74 +1,82 @@
-"""The Spark session and the warehouse reader shared by the feature jobs."""
+"""The Spark session and the mart reader shared by the feature jobs.
+
+The master comes from the settings (PROMO_SPARK_MASTER): `local[N]` runs in this process, and a
+cluster URL (`spark://host:7077`, `yarn`, `k8s://...`) runs the same jobs there. Scratch space
+and the shuffle width are set here only for local masters; a cluster's own configuration
+(spark-defaults.conf, spark-submit --conf) decides them there.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
-from pyspark.sql.types import DecimalType
 
 from promoflow.settings import Settings
+from spark_jobs.handoff import MartHandoff
 
 log = logging.getLogger(__name__)
 
 APP_NAME = "promoflow-features"
-SHUFFLE_PARTITIONS = 4
+SHUFFLE_PARTITIONS = 4  # of a local session; 2 x the cores of the default local[2]
 
 
 class FeatureJobError(ValueError):
     """An input of a feature job is missing or wrong."""
 
 
+def is_local(master: str) -> bool:
+    """Whether the master runs Spark inside this process (local, local[N], local[*])."""
+    return master == "local" or master.startswith("local[")
+
+
+def session_conf(settings: Settings) -> dict[str, str]:
+    """The Spark configuration of the feature jobs for the settings' master."""
+    conf = {
+        "spark.sql.session.timeZone": "UTC",
+        "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
+        "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
+        "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+        "spark.sql.adaptive.enabled": "true",
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+    }
+    if is_local(settings.spark_master):
+        scratch = settings.tmp_dir / "spark"
+        java_options = f"-Djava.io.tmpdir={scratch} -Duser.timezone=UTC"
+        conf.update({
+            "spark.local.dir": str(scratch),
+            "spark.driver.extraJavaOptions": java_options,
+            "spark.executor.extraJavaOptions": java_options,
+            "spark.sql.shuffle.partitions": str(SHUFFLE_PARTITIONS),
+            "spark.default.parallelism": str(SHUFFLE_PARTITIONS),
+        })
+    return conf
+
+
 def get_spark(settings: Settings, app_name: str = APP_NAME) -> SparkSession:
-    """A local Spark session with the JDBC driver, UTC time and scratch space in the work folder."""
-    if not os.path.exists(settings.jdbc_jar):
-        raise FeatureJobError(
-            f"PostgreSQL JDBC driver {settings.jdbc_jar} not found; install it "
-            "(Debian: apt-get install libpostgresql-jdbc-java) or set PROMO_JDBC_JAR to its path."
-        )
-    scratch = settings.tmp_dir / "spark"
-    scratch.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    java_options = f"-Djava.io.tmpdir={scratch} -Duser.timezone=UTC"
-    spark = (
-        SparkSession.builder.master(settings.spark_master)
-        .appName(app_name)
-        .config("spark.jars", settings.jdbc_jar)
-        .config("spark.local.dir", str(scratch))
-        .config("spark.driver.extraJavaOptions", java_options)
-        .config("spark.executor.extraJavaOptions", java_options)
-        .config("spark.sql.shuffle.partitions", str(SHUFFLE_PARTITIONS))
-        .config("spark.default.parallelism", str(SHUFFLE_PARTITIONS))
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.sql.adaptive.enabled", "true")
-        .getOrCreate()
-    )
+    """The Spark session of the settings' master, UTC time; a running one is reused."""
+    if is_local(settings.spark_master):
+        (settings.tmp_dir / "spark").mkdir(parents=True, exist_ok=True)
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    builder = SparkSession.builder.master(settings.spark_master).appName(app_name)
+    for key, value in session_conf(settings).items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     return spark
 
 
-def read_mart(spark: SparkSession, settings: Settings, table: str) -> DataFrame:
-    """A table of the `marts` schema over JDBC, with numeric (decimal) columns as doubles."""
-    df = (
-        spark.read.format("jdbc")
-        .option("url", settings.jdbc_url)
-        .option("dbtable", f"marts.{table}")
-        .option("user", settings.pg_user)
-        .option("password", settings.pg_password)
-        .option("driver", "org.postgresql.Driver")
-        .option("fetchsize", "10000")
-        .load()
-    )
-    return df.select(
-        [
-            F.col(field.name).cast("double").alias(field.name)
-            if isinstance(field.dataType, DecimalType)
-            else F.col(field.name)
-            for field in df.schema.fields
-        ]
-    )
+def uri(path: Path) -> str:
+    """A local path as a file: URI, so that a cluster with another default file system (HDFS)
+    still reads and writes the shared work folder."""
+    return path.resolve().as_uri()
+
+
+def read_mart(spark: SparkSession, source: Settings | MartHandoff, table: str) -> DataFrame:
+    """A table of the `marts` schema, read in parallel from its Parquet handoff: from `source`
+    when it is a handoff (exported there once), else exported now to the settings' lake/marts/."""
+    handoff = source if isinstance(source, MartHandoff) else MartHandoff(source)
+    return spark.read.parquet(uri(handoff.path(table)))
