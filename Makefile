@@ -27,7 +27,7 @@ services: setup ## start the embedded PostgreSQL (port: PROMO_PG_PORT, default 5
 stop: ## stop the embedded PostgreSQL
 	@$(PY) -m local.pg stop
 
-data: setup ## generate the synthetic market (PRESET=tiny|demo) into the landing area
+data: setup ## generate the synthetic market (PRESET=tiny|demo|large|xl) into the landing area
 	@$(PY) -m local.runner generate --preset $(PRESET) --seed $(SEED) $(if $(HISTORY_END),--history-end $(HISTORY_END))
 
 weekly: setup services ## run the weekly DAG in-process on DATASET and print the plan summary

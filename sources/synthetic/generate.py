@@ -1,6 +1,6 @@
 """Seeded synthetic e-commerce market: landing files in the raw contract plus ground truth.
 
-    python -m sources.synthetic.generate --preset tiny|demo --out DIR --truth DIR --seed N
+    python -m sources.synthetic.generate --preset tiny|demo|large|xl --out DIR --truth DIR --seed N
 
 The market (see synthetic/market.py for the demand formula): products in categories with
 list prices and costs, per-product base demand, per-category seasonality, holiday lifts and
