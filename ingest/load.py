@@ -153,7 +153,9 @@ def _read_csv(path: Path, spec: TableSpec) -> Landed:
     lengths = np.fromiter(map(len, text.replace("\r\n", "\n").split("\n")), dtype=np.int64)
     non_empty = np.flatnonzero(lengths > 0) + 1
     # pyarrow numbers rows among non-empty lines, the header being row 1
-    good_rows = np.setdiff1d(np.arange(2, len(non_empty) + 1), [n for n, _ in invalid])
+    good_rows = np.arange(2, len(non_empty) + 1)
+    if invalid:
+        good_rows = good_rows[~np.isin(good_rows, [n for n, _ in invalid])]
     frame = table.to_pandas(types_mapper={pa.string(): STRING}.get)
     return Landed(
         path.name,
