@@ -25,7 +25,6 @@ a growing delay; every task has a time limit, and a task's last failed try sends
 from __future__ import annotations
 
 import os
-import sys
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -33,7 +32,13 @@ from pathlib import Path
 from airflow.sdk import Asset, Param, dag, task, task_group
 from airflow.sdk.exceptions import AirflowFailException
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
-from cosmos.constants import LoadMode, SourceRenderingBehavior, TestBehavior
+from cosmos.constants import (
+    ExecutionMode,
+    InvocationMode,
+    LoadMode,
+    SourceRenderingBehavior,
+    TestBehavior,
+)
 from cosmos.profiles import PostgresUserPasswordProfileMapping
 
 from promoflow.alerts import FailureAlert
@@ -73,6 +78,15 @@ def _catchup() -> bool:
     value = os.environ.get("PROMO_WEEKLY_CATCHUP", "false").strip().lower()
     if value not in ("true", "false", "1", "0", "yes", "no", ""):
         raise ValueError(f"PROMO_WEEKLY_CATCHUP {value!r} is not true or false.")
+    return value in ("true", "1", "yes")
+
+
+def _dbt_full_refresh() -> bool:
+    """PROMO_DBT_FULL_REFRESH=true: the dbt tasks rebuild the incremental marts from scratch
+    (`--full-refresh`) instead of replacing their changed weeks (dbt_project/README.md)."""
+    value = os.environ.get("PROMO_DBT_FULL_REFRESH", "false").strip().lower()
+    if value not in ("true", "false", "1", "0", "yes", "no", ""):
+        raise ValueError(f"PROMO_DBT_FULL_REFRESH {value!r} is not true or false.")
     return value in ("true", "1", "yes")
 
 
@@ -134,7 +148,9 @@ def promo_weekly():
             profile_mapping=PostgresUserPasswordProfileMapping(
                 conn_id=WAREHOUSE_CONN_ID, profile_args={"schema": "public"}),
         ),
-        execution_config=ExecutionConfig(dbt_executable_path=str(Path(sys.executable).parent / "dbt")),
+        # dbt runs inside the task's process (dbtRunner): no dbt process start per model
+        execution_config=ExecutionConfig(execution_mode=ExecutionMode.LOCAL,
+                                         invocation_mode=InvocationMode.DBT_RUNNER),
         render_config=RenderConfig(
             load_method=LoadMode.DBT_MANIFEST,
             test_behavior=TestBehavior.BUILD,
@@ -142,8 +158,17 @@ def promo_weekly():
             should_detach_multiple_parents_tests=True,
             # one `dbt source freshness` task per raw table: no marts from a stale load
             source_rendering_behavior=SourceRenderingBehavior.WITH_TESTS_OR_FRESHNESS,
+            # the marts' Asset is check_marts' outlet; no Asset per dbt model
+            emit_datasets=False,
         ),
-        operator_args={"install_deps": False, **RETRY},
+        operator_args={
+            "install_deps": False,
+            "full_refresh": _dbt_full_refresh(),
+            # dbt's JSON artifacts (manifest, run results) and file log are written per task and
+            # read by nobody: about 1 s of each task
+            "dbt_cmd_global_flags": ["--no-write-json", "--log-level-file", "none"],
+            **RETRY,
+        },
     )
 
     @task(outlets=[MARTS])

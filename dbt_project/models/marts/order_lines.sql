@@ -1,3 +1,12 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='changed_weeks',
+        unique_key='week_start',
+        on_schema_change='fail',
+    )
+}}
+
 with order_lines as (
 
     select * from {{ ref('stg_raw__order_lines') }}

@@ -1,3 +1,12 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='changed_weeks',
+        unique_key='week_start',
+        on_schema_change='fail',
+    )
+}}
+
 with order_lines as (
 
     select * from {{ ref('order_lines') }}
@@ -75,6 +84,9 @@ product_weeks as (
 
 ),
 
+{# Money is summed in numeric, exactly: a float sum depends on the order the lines are read in,
+    which differs between a fully rebuilt and an incrementally updated order_lines, and a
+    week's figures must not. #}
 weekly_sales as (
 
     select
@@ -82,9 +94,10 @@ weekly_sales as (
         week_start,
         sum(quantity) filter (where not is_return) as units,
         sum(-quantity) filter (where is_return) as returned_units,
-        sum(revenue) filter (where not is_return) as revenue,
+        sum(revenue::numeric) filter (where not is_return)::double precision as revenue,
         count(distinct order_id) filter (where not is_return) as orders_count,
-        sum(quantity * unit_list_price) filter (where not is_return) as list_value
+        sum((quantity * unit_list_price)::numeric) filter (where not is_return)::double precision
+            as list_value
     from order_lines
     group by product_id, week_start
 
