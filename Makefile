@@ -40,7 +40,7 @@ mlflow: setup ## the MLflow UI on http://localhost:5000: training runs, model ve
 	@$(PY) -m mlflow ui --port 5000 --backend-store-uri "$$($(PY) -c 'from promoflow.settings import get_settings; print(get_settings().mlflow_uri)')"
 
 bench: setup services ## benchmark (not a test): per stage time, memory, rows/s for BENCH_PRESETS (~1 h with xl)
-	@$(PY) scripts/bench.py --presets $(BENCH_PRESETS)
+	@$(PY) scripts/bench.py --presets $(BENCH_PRESETS) $(BENCH_ARGS)
 
 bench-mip: setup ## the discount MIP alone by catalogue size (1k, 10k, 50k products)
 	@$(PY) scripts/bench_optimizer.py

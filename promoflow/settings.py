@@ -31,6 +31,7 @@ class Settings:
     spark_master: str
     jdbc_jar: str
     seed: int
+    spark_driver_memory: str = "4g"  # heap of a local Spark (driver and executors in one JVM)
 
     # --- folders inside the work folder -------------------------------------------------
     @property
@@ -140,4 +141,5 @@ def get_settings() -> Settings:
         spark_master=_env("PROMO_SPARK_MASTER", "local[2]"),
         jdbc_jar=_env("PROMO_JDBC_JAR", "/usr/share/java/postgresql.jar"),
         seed=int(_env("PROMO_SEED", "42")),
+        spark_driver_memory=_env("PROMO_SPARK_DRIVER_MEMORY", "4g"),
     )

@@ -20,7 +20,9 @@ from spark_jobs.handoff import MartHandoff
 log = logging.getLogger(__name__)
 
 APP_NAME = "promoflow-features"
-SHUFFLE_PARTITIONS = 4  # of a local session; 2 x the cores of the default local[2]
+#: shuffle partitions of a local session: enough for 10M order lines (preset xl); adaptive
+#: execution merges them on small data
+SHUFFLE_PARTITIONS = 32
 
 
 class FeatureJobError(ValueError):
@@ -48,10 +50,11 @@ def session_conf(settings: Settings) -> dict[str, str]:
         java_options = f"-Djava.io.tmpdir={scratch} -Duser.timezone=UTC"
         conf.update({
             "spark.local.dir": str(scratch),
+            "spark.driver.memory": settings.spark_driver_memory,
             "spark.driver.extraJavaOptions": java_options,
             "spark.executor.extraJavaOptions": java_options,
             "spark.sql.shuffle.partitions": str(SHUFFLE_PARTITIONS),
-            "spark.default.parallelism": str(SHUFFLE_PARTITIONS),
+            "spark.default.parallelism": "4",
         })
     return conf
 
