@@ -62,7 +62,7 @@ from spark_jobs.customer_profiles import (
     PRICE_TIERS,
     build_customer_profiles,
 )
-from spark_jobs.session import FeatureJobError, get_spark, read_mart
+from spark_jobs.session import FeatureJobError, get_spark, read_mart, stop_spark
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +160,7 @@ def segment_customers(run: Run, settings: Settings | None = None) -> dict:
         order_lines.unpersist()
     finally:
         if own_session:
-            spark.stop()
+            stop_spark(spark)
     summary = {
         "k": result.k,
         "customers": int(result.profiles["customers"].sum()),

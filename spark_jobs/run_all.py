@@ -23,7 +23,7 @@ from promoflow.run import Run
 from promoflow.settings import Settings, get_settings
 from spark_jobs import customer_features, product_features, product_week_features
 from spark_jobs.handoff import HandoffError, MartHandoff
-from spark_jobs.session import FeatureJobError, get_spark, read_mart
+from spark_jobs.session import FeatureJobError, get_spark, read_mart, stop_spark
 from spark_jobs.weeks import last_data_week, resolve_plan_week
 
 log = logging.getLogger("spark_jobs.run_all")
@@ -61,7 +61,7 @@ def run_all(
         return run_jobs(spark, handoff or MartHandoff(settings), plan_week, settings, out_dir)
     finally:
         if own_session:
-            spark.stop()
+            stop_spark(spark)
 
 
 def run_jobs(

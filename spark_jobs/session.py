@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
 from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
@@ -70,6 +71,28 @@ def get_spark(settings: Settings, app_name: str = APP_NAME) -> SparkSession:
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     return spark
+
+
+def stop_spark(spark: SparkSession) -> None:
+    """Stop the session and end the JVM this process started for it: a stopped session's JVM
+    otherwise lives as long as the process and keeps its heap (gigabytes at xl) through the
+    later stages of a run that executes every task in one process (`airflow dags test`)."""
+    from pyspark import SparkContext
+
+    spark.stop()
+    gateway = SparkContext._gateway
+    if gateway is None:
+        return
+    proc = getattr(gateway, "proc", None)  # set when pyspark launched the JVM itself
+    gateway.shutdown()
+    if proc is not None and proc.stdin is not None:
+        proc.stdin.close()  # the JVM exits when its stdin closes
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    SparkContext._gateway = None  # the next session launches a new JVM
+    SparkContext._jvm = None
 
 
 def uri(path: Path) -> str:
