@@ -92,8 +92,10 @@ class TreeMemory:
         return max((rss for t, rss in self.samples if start <= t <= end), default=0)
 
 
-def timed_command(cmd: list[str], env: dict[str, str], log_path: Path) -> tuple[float, int]:
-    """Run a command with its output in log_path; (seconds, peak tree memory in bytes)."""
+def sampled_command(cmd: list[str], env: dict[str, str], log_path: Path,
+                    what: str) -> tuple[float, float, TreeMemory]:
+    """Run a command with its output in log_path, sampling its memory; (start, seconds,
+    samples). A failure stops the benchmark with the log's last lines."""
     started = time.time()
     with open(log_path, "a") as log:
         proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
@@ -102,25 +104,21 @@ def timed_command(cmd: list[str], env: dict[str, str], log_path: Path) -> tuple[
         memory.stop()
     if code != 0:
         tail = log_path.read_text().splitlines()[-15:]
-        raise SystemExit(f"error: {' '.join(cmd[1:4])} failed (exit {code}); log {log_path}:\n"
+        raise SystemExit(f"error: {what} failed (exit {code}); log {log_path}:\n"
                          + "\n".join(tail))
-    return time.time() - started, memory.peak()
+    return started, time.time() - started, memory
+
+
+def timed_command(cmd: list[str], env: dict[str, str], log_path: Path) -> tuple[float, int]:
+    """Run a command; (seconds, peak tree memory in bytes)."""
+    _, seconds, memory = sampled_command(cmd, env, log_path, " ".join(cmd[1:4]))
+    return seconds, memory.peak()
 
 
 def flow_with_stages(cmd: list[str], env: dict[str, str], log_path: Path,
                      airflow_db: dict) -> tuple[float, int, list[dict]]:
     """Run the weekly flow; its time, peak memory and per stage time and peak memory."""
-    started = time.time()
-    with open(log_path, "a") as log:
-        proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-        memory = TreeMemory(proc.pid)
-        code = proc.wait()
-        memory.stop()
-    wall = time.time() - started
-    if code != 0:
-        tail = log_path.read_text().splitlines()[-15:]
-        raise SystemExit(f"error: the weekly flow failed (exit {code}); log {log_path}:\n"
-                         + "\n".join(tail))
+    started, wall, memory = sampled_command(cmd, env, log_path, "the weekly flow")
     tasks = task_times(airflow_db, since=started)
     stages = []
     for name, prefixes in STAGES:
