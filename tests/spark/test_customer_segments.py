@@ -109,6 +109,18 @@ def test_the_groups_are_found_and_named(first, profiles) -> None:
     assert table.loc[1, "top_categories"].count("%") == 3
 
 
+def test_a_sample_finds_the_groups_and_every_buyer_gets_its_nearest(first, profiles) -> None:
+    _, group_of = profiles
+    sampled = build_segments(profiles[0], seed=42, sample_size=80)  # 2/3 of the 120 buyers
+    ids = assignments(sampled)
+    assert sampled.k == 4
+    assert adjusted_rand_index([group_of[c] for c in group_of], [ids[c] for c in group_of]) == 1.0
+    assert all(ids[c] == NO_PURCHASES for c in range(1, 6))
+    assert sampled.profiles["customers"].tolist() == [5] + [PER_GROUP] * 4
+    again = build_segments(profiles[0], seed=42, sample_size=80)
+    assert assignments(again) == ids
+
+
 def test_segments_are_deterministic_for_a_seed(first, profiles) -> None:
     again = build_segments(profiles[0], seed=42)
     assert assignments(again) == assignments(first)
