@@ -40,12 +40,8 @@ from training.forecaster.fitting import fit_with_early_stopping
 from training.forecaster.model import DemandForecaster
 from training.forecaster.train import OptimConfig as ForecasterOptim
 from training.forecaster.train import row_loss
-from training.recommender.model import TwoTower
-from training.recommender.train import (
-    RecommenderConfig,
-    _two_tower_loss,
-    max_rows_per_step,
-)
+from training.recommender.model import TwoTower, two_tower_loss
+from training.recommender.train import RecommenderConfig, max_rows_per_step
 
 log = logging.getLogger("bench_training")
 
@@ -87,7 +83,7 @@ def bench(args: argparse.Namespace, workdir: Path) -> dict:
                              torch.randint(0, args.products, (args.rows,), generator=generator))
         throughput = Throughput.of(ctx)
         fit(ctx, recommender, torch.optim.AdamW(recommender.parameters(), lr=cfg.optim.lr),
-            rows, _two_tower_loss, epochs=args.epochs, batch_size=cfg.optim.batch_size,
+            rows, two_tower_loss, epochs=args.epochs, batch_size=cfg.optim.batch_size,
             seed=args.seed, checkpoint_path=workdir / "two_tower.pt", run_key="bench",
             name="two_tower", cuda_batch_scale=cfg.optim.cuda_batch_scale,
             max_batch=max_rows_per_step("two_tower", cfg, ctx, args.products),

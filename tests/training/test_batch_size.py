@@ -46,11 +46,16 @@ def test_the_gpu_batch_is_scaled_and_the_cpu_batch_is_not():
 
 def test_recommender_steps_fit_the_logit_budget_at_xl():
     cfg = RecommenderConfig()
+    # 50,000 products train with the sampled softmax: a row scores its draws and its target
+    scored = cfg.optim.sampled_negatives + 1
     rows = max_rows_per_step("two_tower", cfg, CPU, 50_000)
-    assert rows == (1 << 25) // 50_000 == 671  # 128 MB of float32 logits a step
+    assert rows == (1 << 25) // scored  # 128 MB of float32 logits a step
     windows = max_rows_per_step("sequence", cfg, CPU, 50_000)
-    assert windows * 50_000 * (cfg.sequence.max_length + 1) <= 1 << 25 and windows >= 21
-    assert max_rows_per_step("two_tower", cfg, CUDA, 50_000) == 8 * (1 << 25) // 50_000
+    assert windows * scored * (cfg.sequence.max_length + 1) <= 1 << 25 and windows >= 21
+    assert max_rows_per_step("two_tower", cfg, CUDA, 50_000) == 8 * (1 << 25) // scored
+    # the full softmax's catalogue logits up to its limit
+    full = cfg.optim.full_softmax_max_products
+    assert max_rows_per_step("two_tower", cfg, CPU, full) == (1 << 25) // full
     small = dataclasses.replace(cfg, optim=OptimConfig(max_logit_cells=10))
     assert max_rows_per_step("two_tower", small, CPU, 50_000) == 1
     # the demo market (500 products) is not limited by it

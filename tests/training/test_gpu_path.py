@@ -11,11 +11,9 @@ from torch.utils.data import TensorDataset
 
 from training.common.distributed import DistContext
 from training.common.loop import make_loader
-from training.forecaster.fitting import batch_loader
 from training.forecaster.model import DemandForecaster, pinball_terms
-from training.recommender.model import TwoTower
+from training.recommender.model import TwoTower, two_tower_loss
 from training.recommender.sequence import SequenceRecommender, sequence_loss
-from training.recommender.train import _two_tower_loss
 
 CPU = DistContext(rank=0, local_rank=0, world_size=1, device=torch.device("cpu"), backend=None)
 
@@ -46,7 +44,7 @@ def test_two_tower_trains_under_bf16_autocast(bf16) -> None:
     model = TwoTower(*_tables(), dim=8, hidden=16)
     batch = (torch.arange(16) % 30, torch.arange(16) % 12)
     assert model.customer_tower.mlp(torch.randn(2, 12)).dtype == torch.bfloat16  # autocast on
-    _check_backward(model, _two_tower_loss(model, batch))
+    _check_backward(model, two_tower_loss(model, batch))
 
 
 def test_sequence_model_trains_under_bf16_autocast(bf16) -> None:
@@ -75,5 +73,3 @@ def test_loaders_pin_memory_only_for_cuda() -> None:
     cuda = dataclasses.replace(CPU, device=torch.device("cuda", 0))
     assert not make_loader(data, CPU, 4, seed=0).pin_memory
     assert make_loader(data, cuda, 4, seed=0).pin_memory
-    assert not batch_loader(data, CPU, 4, seed=0).pin_memory
-    assert batch_loader(data, cuda, 4, seed=0).pin_memory

@@ -2,7 +2,7 @@
 
 Like `training.common.loop.fit` (a `DistributedSampler` re-seeded each epoch, the model wrapped
 in `DistributedDataParallel` when the world is larger than one, a checkpoint after every epoch
-and automatic resume; batches are sliced from the tensors at once, `batch_loader`; the same
+and automatic resume; its loader, `make_loader`, slices each batch from the tensors; the same
 GPU path and throughput records, training.common.loop), plus:
 after every epoch each rank scores its share of the validation
 rows (rows rank, rank + world, ...), the sums are all-reduced, so every rank sees the same
@@ -25,11 +25,17 @@ from pathlib import Path
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import BatchSampler, DataLoader, DistributedSampler, TensorDataset
+from torch.utils.data import TensorDataset
 
 from training.common.checkpoint import load_checkpoint, save_checkpoint
 from training.common.distributed import DistContext, all_reduce_sum
-from training.common.loop import Throughput, autocast, device_batch_size, effective_batch_size
+from training.common.loop import (
+    Throughput,
+    autocast,
+    device_batch_size,
+    effective_batch_size,
+    make_loader,
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,19 +58,6 @@ class FitResult:
                 "max_epochs": max_epochs, "patience": patience,
                 "stopped_early": self.stopped_early,
                 "best_validation_loss": self.best_validation_loss, "history": self.history}
-
-
-def batch_loader(
-    dataset: TensorDataset, ctx: DistContext, batch_size: int, seed: int
-) -> DataLoader:
-    """This rank's shard of `dataset` in shuffled batches, like training.common.loop's loader
-    (the same DistributedSampler, so the same batches), but each batch is sliced from the
-    tensors at once instead of collated row by row (most of an epoch's time otherwise).
-    Batches are pinned for the GPU on CUDA."""
-    sampler = DistributedSampler(dataset, num_replicas=ctx.world_size, rank=ctx.rank,
-                                 shuffle=True, seed=seed)
-    return DataLoader(dataset, sampler=BatchSampler(sampler, batch_size, drop_last=False),
-                      batch_size=None, num_workers=0, pin_memory=ctx.device.type == "cuda")
 
 
 def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -131,7 +124,7 @@ def fit_with_early_stopping(
     size = effective_batch_size(len(dataset), ctx.world_size,
                                 device_batch_size(batch_size, ctx, cuda_batch_scale),
                                 min_steps=min_steps)
-    loader = batch_loader(dataset, ctx, size, seed)
+    loader = make_loader(dataset, ctx, size, seed)
     started = time.monotonic()
     trained = False
     for epoch in range(start_epoch, epochs):

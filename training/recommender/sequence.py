@@ -8,7 +8,7 @@ vector (id embedding + an MLP of the product's Feast features and category embed
 position embedding, through a causal `nn.TransformerEncoder` (pre-norm). The output at each
 position scores the next purchase against every product of the catalogue: the dot product with
 the same item vectors (tied input and output embeddings) plus a per-product bias, trained with
-the catalogue softmax.
+the catalogue softmax (the sampled softmax of `model.NegativeSampler` on large catalogues).
 
 Training examples are windows of `max_length + 1` consecutive purchases of a customer (cut from
 the most recent backwards, so every purchase is a target once). For ranking, the customer's
@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from training.recommender.model import Tower, register_features
+from training.recommender.model import NegativeSampler, Tower, register_features, unwrap
 
 #: Multipliers of the within-week order hash (Knuth's multiplicative hashing).
 _HASH_PRODUCT = np.uint64(2654435761)
@@ -108,10 +108,12 @@ class SequenceRecommender(nn.Module):
         layers: int = 2,
         dropout: float = 0.0,
         hidden: int = 64,
+        sampler: NegativeSampler | None = None,
     ) -> None:
         super().__init__()
         register_features(self, customer_features, customer_category, product_features,
                           product_category)
+        self.sampler = sampler
         self.register_buffer("histories", histories.long())
         self.register_buffer("history_lengths", history_lengths.long())
         self.n_products = len(product_features)
@@ -134,22 +136,28 @@ class SequenceRecommender(nn.Module):
         nn.init.normal_(self.customer_category_embedding.weight, std=0.1)
         nn.init.zeros_(self.product_bias.weight)
 
-    def product_vectors(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """([products, dim] item vectors, [products] bias): the input and output embeddings."""
-        ids = torch.arange(self.n_products, device=self.product_features.device)
-        vectors = self.items(ids, self.product_features, self.product_category)
-        return vectors, self.product_bias.weight.squeeze(-1)
+    def product_vectors(self, ids: torch.Tensor | None = None
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+        """([products, dim] item vectors, [products] bias) of `ids` (default: the catalogue):
+        the input and output embeddings."""
+        if ids is None:
+            ids = torch.arange(self.n_products, device=self.product_features.device)
+            vectors = self.items(ids, self.product_features, self.product_category)
+            return vectors, self.product_bias.weight.squeeze(-1)
+        vectors = self.items(ids, self.product_features[ids], self.product_category[ids])
+        return vectors, self.product_bias(ids).squeeze(-1)
 
     def _encode(self, customers: torch.Tensor, purchases: torch.Tensor,
                 item_vectors: torch.Tensor) -> torch.Tensor:
-        """[batch, length + 1, dim] outputs for the customer token and `purchases` (pad: any
-        index >= n_products; the mask is causal, so pads after a position never reach it)."""
+        """[batch, length + 1, dim] outputs for the customer token and `purchases`, rows of
+        `item_vectors` (pad: any index >= its length; the mask is causal, so pads after a
+        position never reach it)."""
         side = torch.cat([self.customer_features[customers],
                           self.customer_category_embedding(self.customer_category[customers])],
                          dim=-1)
         padded = torch.cat([item_vectors, item_vectors.new_zeros(1, item_vectors.shape[1])])
         tokens = torch.cat([self.customer_mlp(side)[:, None, :],
-                            padded[purchases.clamp(max=self.n_products)]], dim=1)
+                            padded[purchases.clamp(max=len(item_vectors))]], dim=1)
         length = tokens.shape[1]
         tokens = self.dropout(tokens + self.positions.weight[:length])
         mask = nn.Transformer.generate_square_subsequent_mask(length, device=tokens.device,
@@ -158,11 +166,24 @@ class SequenceRecommender(nn.Module):
 
     def forward(self, customers: torch.Tensor, windows: torch.Tensor) -> torch.Tensor:
         """Logits [targets, products] of every purchase of `windows` [batch, max_length + 1]
-        (pads excluded), each from the customer token and the window's earlier purchases."""
-        item_vectors, bias = self.product_vectors()
-        hidden = self._encode(customers, windows[:, :-1], item_vectors)
+        (pads excluded), each from the customer token and the window's earlier purchases; with
+        a sampler, their sampled softmax loss (in the forward pass, so DDP sees every
+        gradient)."""
         wanted = windows < self.n_products
-        return hidden[wanted] @ item_vectors.T + bias
+        if self.sampler is None:
+            item_vectors, bias = self.product_vectors()
+            hidden = self._encode(customers, windows[:, :-1], item_vectors)
+            return hidden[wanted] @ item_vectors.T + bias
+        targets, negatives = windows[wanted], self.sampler.draw()
+        ids = torch.unique(torch.cat([targets, negatives]))  # every purchase is a target
+        row = torch.full((self.n_products + 1,), len(ids), device=ids.device)
+        row[ids] = torch.arange(len(ids), device=ids.device)
+        vectors, bias = self.product_vectors(ids)
+        hidden = self._encode(customers, row[windows[:, :-1].clamp(max=self.n_products)],
+                              vectors)
+        target, negative = row[targets], row[negatives]
+        return self.sampler.loss(hidden[wanted], targets, negatives, vectors[target],
+                                 bias[target], vectors[negative], bias[negative])
 
     def customer_vectors(self, customers: torch.Tensor) -> torch.Tensor:
         """[batch, dim]: the output after each customer's last purchases (held as a buffer)."""
@@ -173,8 +194,11 @@ class SequenceRecommender(nn.Module):
 
 
 def sequence_loss(model: nn.Module, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
-    """Catalogue cross-entropy of every purchase of the batch's windows."""
+    """Catalogue (or, with a sampler, sampled) cross-entropy of every purchase of the batch's
+    windows."""
     customers, windows = batch
-    n_products = model.module.n_products if hasattr(model, "module") else model.n_products
-    targets = windows[windows < n_products]
+    module = unwrap(model)
+    if module.sampler is not None:
+        return model(customers, windows)
+    targets = windows[windows < module.n_products]
     return F.cross_entropy(model(customers, windows).float(), targets)

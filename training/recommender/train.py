@@ -16,10 +16,14 @@ uplift and consent), and the metrics go to recommender_metrics.json, with the tr
 throughput (`train_samples_per_s`: rows or windows per second over every epoch of the learned
 models, all processes together; `device`, `world_size`; per epoch under `throughput`).
 
-Memory: both learned models score the whole catalogue for every training row (a [rows,
-products] logits matrix per step, and per target purchase for the sequence model), so a step
-takes at most `max_logit_cells` logits (times `cuda_batch_scale` on a GPU): at 50,000 products
-that is about 670 rows a step on the CPU. Ranking holds at most SCORE_BLOCK scores (products
+Memory and time: up to `full_softmax_max_products` products both learned models score the
+whole catalogue for every training row (a [rows, products] logits matrix per step, and per
+target purchase for the sequence model); on a larger catalogue they train with a sampled
+softmax over `sampled_negatives` products drawn per step (model.NegativeSampler, logQ
+corrected), so a step's cost no longer grows with the catalogue. A step takes at most
+`max_logit_cells` logits (times `cuda_batch_scale` on a GPU). Each training is held to
+`max_train_samples` rows (two-tower) or target purchases (sequence) over all its epochs: on
+more data it runs fewer epochs (at least one), so the cost stops growing with the epochs. Ranking holds at most SCORE_BLOCK scores (products
 per block) or CUSTOMER_BLOCK logits (customers per block) at once, and the baselines keep the
 `baseline_max_items` most bought products (baselines.py).
 
@@ -56,7 +60,7 @@ from training.common.io import temporary_path
 from training.common.loop import Throughput, fit
 from training.recommender import baselines, evaluate
 from training.recommender.data import FeatureTables, RecommenderData, load
-from training.recommender.model import TwoTower, softmax_loss
+from training.recommender.model import NegativeSampler, TwoTower, two_tower_loss
 from training.recommender.sequence import (
     SequenceRecommender,
     histories,
@@ -131,6 +135,13 @@ class OptimConfig:
     #: logits of one step at most (rows x products, x targets per window for the sequence
     #: model; times cuda_batch_scale on a GPU): 2^25 float32 logits are 128 MB per copy
     max_logit_cells: int = 1 << 25
+    #: catalogues up to this size train with the full softmax, larger ones a sampled one
+    full_softmax_max_products: int = 4096
+    #: products drawn per step for the sampled softmax
+    sampled_negatives: int = 1024
+    #: rows (two-tower) or target purchases (sequence) one training sees over all its epochs
+    #: at most: epochs are cut to fit, at least one
+    max_train_samples: int = 12_000_000
 
 
 @dataclass
@@ -153,20 +164,32 @@ class RecommenderConfig:
     sequence: SequenceConfig = field(default_factory=SequenceConfig)
 
 
+def negative_sampler(cfg: RecommenderConfig, n_products: int,
+                     interactions: pd.DataFrame) -> NegativeSampler | None:
+    """The sampled softmax's sampler over the purchases of `interactions`, or None while the
+    catalogue is small enough for the full softmax."""
+    if n_products <= cfg.optim.full_softmax_max_products:
+        return None
+    counts = np.bincount(interactions["product_idx"].to_numpy(), minlength=n_products)
+    return NegativeSampler(torch.from_numpy(counts), cfg.optim.sampled_negatives)
+
+
 def build_model(name: str, cfg: RecommenderConfig, data: RecommenderData,
-                tables: FeatureTables, interactions: pd.DataFrame) -> nn.Module:
+                tables: FeatureTables, interactions: pd.DataFrame,
+                sampler: NegativeSampler | None = None) -> nn.Module:
     """The learned model `name` reading `tables` (and, for the sequence model, the histories of
-    `interactions`)."""
+    `interactions`); trained with `sampler`'s sampled softmax when one is given."""
     common = (tables.customer_features, tables.customer_category, tables.product_features,
               tables.product_category, data.n_categories)
     if name == "two_tower":
-        return TwoTower(*common, dim=cfg.model.embedding_dim, hidden=cfg.model.hidden_dim)
+        return TwoTower(*common, dim=cfg.model.embedding_dim, hidden=cfg.model.hidden_dim,
+                        sampler=sampler)
     if name == "sequence":
         seq = cfg.sequence
         items, lengths = histories(interactions, data.n_customers, data.n_products,
                                    seq.max_length)
         return SequenceRecommender(*common, items, lengths, dim=seq.dim, heads=seq.heads,
-                                   layers=seq.layers, dropout=seq.dropout)
+                                   layers=seq.layers, dropout=seq.dropout, sampler=sampler)
     raise ValueError(f"unknown recommender {name!r}; choose one of {', '.join(LEARNED)}.")
 
 
@@ -181,14 +204,13 @@ def _training_rows(name: str, cfg: RecommenderConfig, data: RecommenderData,
     )
 
 
-def _two_tower_loss(model: nn.Module, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
-    return softmax_loss(model(batch[0]).float(), batch[1])
-
-
 def max_rows_per_step(name: str, cfg: RecommenderConfig, ctx: DistContext,
                       n_products: int) -> int:
-    """The most training rows of model `name` whose catalogue logits fit the step's budget."""
-    cells = n_products * (cfg.sequence.max_length + 1 if name == "sequence" else 1)
+    """The most training rows of model `name` whose logits (over the catalogue, or over the
+    sampled negatives) fit the step's budget."""
+    scored = (n_products if n_products <= cfg.optim.full_softmax_max_products
+              else cfg.optim.sampled_negatives + 1)
+    cells = scored * (cfg.sequence.max_length + 1 if name == "sequence" else 1)
     scale = cfg.optim.cuda_batch_scale if ctx.device.type == "cuda" else 1
     return max(1, cfg.optim.max_logit_cells * scale // max(1, cells))
 
@@ -199,21 +221,27 @@ def _train_model(
     throughput: Throughput,
 ) -> nn.Module:
     seed_everything(cfg.trainer.seed)
-    model = build_model(name, cfg, data, tables, interactions)
+    model = build_model(name, cfg, data, tables, interactions,
+                        negative_sampler(cfg, data.n_products, interactions))
     if name == "sequence":
         lr, batch_size = cfg.sequence.lr, cfg.sequence.batch_size
         epochs = cfg.sequence.epochs
         loss_fn, config = sequence_loss, asdict(cfg.sequence)
     else:
         lr, batch_size, epochs = cfg.optim.lr, cfg.optim.batch_size, cfg.trainer.epochs
-        loss_fn, config = _two_tower_loss, asdict(cfg.model)
+        loss_fn, config = two_tower_loss, asdict(cfg.model)
+    rows = _training_rows(name, cfg, data, interactions)
+    epochs = epochs_within_budget(epochs, len(interactions), cfg.optim.max_train_samples)
+    if model.sampler is not None and ctx.is_main:
+        log.info("recommender[%s, %s]: sampled softmax over %d of %d products a step, %d "
+                 "epochs", name, phase, cfg.optim.sampled_negatives, data.n_products, epochs)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=cfg.optim.weight_decay)
     settings = asdict(cfg)
     settings["trainer"].pop("models_dir")
     fingerprint = [len(interactions), float(interactions["units"].sum()), data.n_customers,
                    data.n_products, str(data.holdout_start.date()), str(cfg.data.run_dir.resolve())]
     return fit(
-        ctx, model, optimizer, _training_rows(name, cfg, data, interactions), loss_fn,
+        ctx, model, optimizer, rows, loss_fn,
         epochs=epochs, batch_size=batch_size, seed=cfg.trainer.seed,
         checkpoint_path=checkpoint,
         run_key=make_run_key("recommender", name, phase, settings, fingerprint, ctx.world_size),
@@ -223,6 +251,11 @@ def _train_model(
         cuda_batch_scale=cfg.optim.cuda_batch_scale,
         max_batch=max_rows_per_step(name, cfg, ctx, data.n_products), throughput=throughput,
     )
+
+
+def epochs_within_budget(epochs: int, samples: int, budget: int) -> int:
+    """`epochs`, cut so that `samples` x epochs stays within `budget` (at least one)."""
+    return max(1, min(epochs, budget // max(1, samples)))
 
 
 def _with_latest_inputs(name: str, model: nn.Module, cfg: RecommenderConfig,
