@@ -65,13 +65,12 @@ class NegativeSampler(nn.Module):
         """Sampled-softmax cross-entropy of `targets` [n] from `hidden` [n, dim] against the
         shared `negatives` [s], logQ-corrected; draws equal to the row's target are masked."""
         expected = torch.log(self.q * self.negatives)
-        positive = ((hidden * target_vectors).sum(-1) + target_bias
-                    - expected[targets])[:, None]
-        negative = hidden @ negative_vectors.T + negative_bias - expected[negatives]
-        negative = negative.float().masked_fill(negatives[None, :] == targets[:, None],
-                                                float("-inf"))
-        logits = torch.cat([positive.float(), negative], dim=1)
-        return F.cross_entropy(logits, torch.zeros_like(targets))
+        positive = ((hidden * target_vectors).sum(-1) + target_bias - expected[targets]).float()
+        negative = torch.addmm(negative_bias - expected[negatives], hidden,
+                               negative_vectors.T).float()  # [n, s] in one pass
+        negative.masked_fill_(negatives[None, :] == targets[:, None], float("-inf"))
+        # -log softmax of the positive among itself and the draws
+        return (torch.logaddexp(positive, torch.logsumexp(negative, dim=1)) - positive).mean()
 
 
 class TwoTower(nn.Module):
