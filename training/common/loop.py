@@ -51,6 +51,12 @@ def effective_batch_size(
     return size if max_batch is None else max(1, min(size, max_batch))
 
 
+def epochs_within_budget(epochs: int, samples: int, budget: int) -> int:
+    """`epochs`, cut so that `samples` x epochs stays within `budget` (at least one): on large
+    data a training sees each row fewer times, so its cost stops growing with the epochs."""
+    return max(1, min(epochs, budget // max(1, samples)))
+
+
 def device_batch_size(batch_size: int, ctx: DistContext, cuda_batch_scale: int = 1) -> int:
     """The per-process batch on this process's device: `cuda_batch_scale` x `batch_size` on a
     GPU (it has the memory and the parallelism for it), `batch_size` on the CPU."""

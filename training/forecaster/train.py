@@ -68,7 +68,7 @@ from training.common.checkpoint import make_run_key
 from training.common.cli import base_parser, configure, default_models_dir, run_main, run_params
 from training.common.distributed import DistContext
 from training.common.io import write_parquet
-from training.common.loop import Throughput
+from training.common.loop import Throughput, epochs_within_budget
 from training.forecaster import evaluate
 from training.forecaster.backtest import LightGBMBaseline, backtest_path, backtest_table
 from training.forecaster.calibration import Calibration, measure
@@ -128,6 +128,9 @@ class OptimConfig:
 class TrainerConfig:
     epochs: int = 30  # at most; early stopping may keep an earlier epoch
     patience: int = 8  # epochs without a better validation loss before stopping
+    #: fitting rows over all epochs at most: epochs are cut to fit (at least one); a year of
+    #: 50,000 products' weeks gets 9 epochs, the demo and large markets are not cut
+    max_train_samples: int = 40_000_000
     seed: int = 42
     models_dir: Path | None = None  # default: the settings' models folder
 
@@ -281,10 +284,12 @@ def train(cfg: ForecasterConfig) -> dict | None:
         log.info("forecaster: %d fitting rows, %d validation rows, %d holdout rows, %d products, "
                  "world size %d", len(fit_rows), len(validation_rows), len(holdout_rows),
                  len(vocab.products), ctx.world_size)
+        epochs = epochs_within_budget(cfg.trainer.epochs, len(fit_rows),
+                                      cfg.trainer.max_train_samples)
         result = fit_with_early_stopping(
             ctx, model, optimizer, TensorDataset(*train_batch.tensors()),
             validation_batch.tensors(), row_loss,
-            epochs=cfg.trainer.epochs, patience=cfg.trainer.patience,
+            epochs=epochs, patience=cfg.trainer.patience,
             batch_size=cfg.optim.batch_size, seed=cfg.trainer.seed,
             checkpoint_path=models_dir / "forecaster" / "checkpoint.pt",
             run_key=run_key, name="forecaster",
@@ -302,7 +307,7 @@ def train(cfg: ForecasterConfig) -> dict | None:
                                      vocab, ctx)
             metrics = _evaluate(model, calibration, fit_rows, validation_rows, holdout_rows,
                                 standardizer, vocab, cfg, ctx)
-            metrics["training"] = result.to_dict(cfg.trainer.epochs, cfg.trainer.patience)
+            metrics["training"] = result.to_dict(epochs, cfg.trainer.patience)
             metrics["chosen_epoch"] = result.best_epoch
             metrics.update(throughput.to_metrics())
             save_bundle(models_dir / "forecaster" / BUNDLE_NAME, model, shape, standardizer,

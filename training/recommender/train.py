@@ -57,7 +57,7 @@ from training.common.checkpoint import make_run_key
 from training.common.cli import base_parser, configure, default_models_dir, run_main, run_params
 from training.common.distributed import DistContext
 from training.common.io import temporary_path
-from training.common.loop import Throughput, fit
+from training.common.loop import Throughput, epochs_within_budget, fit
 from training.recommender import baselines, evaluate
 from training.recommender.data import FeatureTables, RecommenderData, load
 from training.recommender.model import NegativeSampler, TwoTower, two_tower_loss
@@ -251,11 +251,6 @@ def _train_model(
         cuda_batch_scale=cfg.optim.cuda_batch_scale,
         max_batch=max_rows_per_step(name, cfg, ctx, data.n_products), throughput=throughput,
     )
-
-
-def epochs_within_budget(epochs: int, samples: int, budget: int) -> int:
-    """`epochs`, cut so that `samples` x epochs stays within `budget` (at least one)."""
-    return max(1, min(epochs, budget // max(1, samples)))
 
 
 def _with_latest_inputs(name: str, model: nn.Module, cfg: RecommenderConfig,
