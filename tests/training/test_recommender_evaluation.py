@@ -279,3 +279,12 @@ def test_the_sequence_model_learns_the_order_and_as_champion_writes_the_recommen
     follows = [product_index[previous[p]] in last[c]
                for p, c in zip(best["product_id"], best["customer_id"], strict=True)]
     assert np.mean(follows) > 0.7
+
+
+def test_top_k_columns_is_the_stable_argsort_s_head() -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        rows, columns, k = rng.integers(1, 20), rng.integers(1, 30), rng.integers(1, 35)
+        scores = rng.integers(0, 4, (rows, columns)) * rng.choice([1.0, 0.5])  # many ties
+        assert np.array_equal(baselines.top_k_columns(scores, k),
+                              np.argsort(-scores, axis=1, kind="stable")[:, :k])

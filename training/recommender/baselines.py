@@ -79,6 +79,24 @@ def kept_items(units: np.ndarray, max_items: int | None = None) -> np.ndarray:
     return items
 
 
+def top_k_columns(scores: np.ndarray, k: int) -> np.ndarray:
+    """The columns of the `k` best scores of each row, best first, equal scores by the lower
+    column: np.argsort(-scores, kind="stable")[:, :k] without sorting whole rows (a partition
+    finds each row's k-th best score; only the k kept are sorted)."""
+    n = scores.shape[1]
+    if k >= n:
+        return np.argsort(-scores, axis=1, kind="stable")
+    kth = -np.partition(-scores, k - 1, axis=1)[:, k - 1:k]  # each row's k-th best score
+    above, tied = scores > kth, scores == kth
+    room = k - above.sum(axis=1, keepdims=True)  # tied columns kept: the lowest ones
+    if (tied.sum(axis=1, keepdims=True) > room).any():
+        tied &= np.cumsum(tied, axis=1) <= room
+    keep = above | tied
+    columns = np.nonzero(keep)[1].reshape(-1, k)  # ascending within each row
+    order = np.argsort(-np.take_along_axis(scores, columns, axis=1), axis=1, kind="stable")
+    return np.take_along_axis(columns, order, axis=1)
+
+
 @dataclass
 class ItemModel:
     """An item-item matrix over the kept products; scores = x_u W, popularity breaking ties."""
@@ -99,7 +117,7 @@ class ItemModel:
         for start in range(0, len(customers), chunk):
             block = matrix[customers[start:start + chunk]][:, self.items]
             scores = np.asarray(block @ self.weights) + tie
-            best = self.items[np.argsort(-scores, axis=1, kind="stable")[:, :k]]
+            best = self.items[top_k_columns(scores, k)]
             if best.shape[1] < k and len(others):  # fewer kept products than k
                 best = np.hstack([best, np.tile(others[:k - best.shape[1]], (len(best), 1))])
             rows.append(best)
