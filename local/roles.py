@@ -5,7 +5,10 @@
   Only the pipeline uses it.
 - BI (`PROMO_BI_USER`, default `promo_bi`): may read the `published` schema (tables and views),
   nothing else; it cannot write, create tables (temporary ones included) or see customer data in
-  raw, staging or marts.
+  raw, staging or marts, and it cannot connect to the server's other databases (the Airflow
+  metadata, `postgres`, other warehouses): CONNECT and TEMPORARY are revoked from PUBLIC on
+  every other database (their owners and superusers keep them; each warehouse database grants
+  its writer and BI roles CONNECT when `ensure_roles` runs against it).
 
 Passwords come from `PROMO_WRITER_PASSWORD` and `PROMO_BI_PASSWORD`; when one is not set, it is
 generated once into the work folder (`.local/pg/writer_password`, `.local/pg/bi_password`), like
@@ -81,6 +84,20 @@ def _ensure_login(cur, role: Role) -> None:
                 (role.password,))
 
 
+def _close_other_databases(cur) -> None:
+    """Revoke CONNECT and TEMPORARY from PUBLIC on every other database that still grants them
+    (a default ACL grants both), so a role reaches only the databases that grant it."""
+    cur.execute("select datname from pg_database d where datallowconn "
+                "and datname <> current_database() and (datacl is null or exists ("
+                "select 1 from aclexplode(d.datacl) a where a.grantee = 0 "
+                "and a.privilege_type in ('CONNECT', 'TEMPORARY'))) order by 1")
+    for (name,) in cur.fetchall():
+        cur.execute(sql.SQL("revoke connect, temporary on database {} from public").format(
+            sql.Identifier(name)))
+        log.info("Database %s: CONNECT and TEMPORARY revoked from PUBLIC (its owner and "
+                 "superusers keep them)", name)
+
+
 def ensure_roles(settings: Settings | None = None) -> tuple[Role, Role]:
     """Create or update the writer and BI roles and their grants in this database; (writer, bi)."""
     s = settings or get_settings()
@@ -100,6 +117,7 @@ def ensure_roles(settings: Settings | None = None) -> tuple[Role, Role]:
         # temporary tables are the only objects a role could create outside a schema grant
         cur.execute(sql.SQL("revoke temporary on database {} from public").format(db))
         cur.execute(sql.SQL("revoke create on schema public from public"))
+        _close_other_databases(cur)
         for name in WRITER_SCHEMAS:
             schema = sql.Identifier(name)
             cur.execute(sql.SQL("create schema if not exists {} authorization {}").format(schema, w))

@@ -1,5 +1,6 @@
 """Warehouse roles on the real server: BI reads the published plan and nothing else."""
 
+import dataclasses
 import stat
 from datetime import date
 
@@ -48,6 +49,27 @@ def test_bi_role_reads_the_plan_and_nothing_else(settings, roles):
         cur.execute("select has_table_privilege(%s, 'raw.customers', 'select'), "
                     "has_table_privilege(%s, 'raw.customers', 'insert')", (bi.user, writer.user))
         assert cur.fetchone() == (False, True)
+
+
+@pytest.mark.integration
+def test_bi_role_connects_to_the_warehouse_database_only(settings, roles):
+    _, bi = roles
+    with connect(settings) as conn, conn.cursor() as cur:
+        cur.execute("select datname from pg_database where datallowconn order by 1")
+        databases = [name for (name,) in cur.fetchall()]
+    assert settings.pg_db in databases and "postgres" in databases and len(databases) >= 3
+    for name in databases:
+        target = dataclasses.replace(as_role(settings, bi), pg_db=name)
+        if name == settings.pg_db:
+            with connect(target) as conn, conn.cursor() as cur:
+                cur.execute("select current_database()")
+                assert cur.fetchone() == (name,)
+            continue
+        with pytest.raises(psycopg2.OperationalError, match="permission denied for database"):
+            psycopg2.connect(**target.psycopg_kwargs())
+    # the admin still reaches them all (the Airflow metadata database is one of them)
+    for name in databases:
+        psycopg2.connect(**dataclasses.replace(settings, pg_db=name).psycopg_kwargs()).close()
 
 
 @pytest.mark.integration
