@@ -8,9 +8,11 @@ process group is created, so every helper here degrades to a no-op.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -107,3 +109,18 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
     if torch.cuda.is_available():
         torch.cuda.manual_seed_all(seed)
+
+
+@contextlib.contextmanager
+def main_takes_idle_threads(ctx: DistContext) -> Iterator[None]:
+    """On the CPU, while rank 0 works alone (evaluation, writing outputs) and the other local
+    ranks wait for it, rank 0 uses their threads too (torch's intra-op threads x the local
+    world size); restored afterwards. A no-op on a GPU, in a world of one and on other ranks."""
+    before = torch.get_num_threads()
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", ctx.world_size))
+    if ctx.is_main and ctx.device.type == "cpu" and local > 1:
+        torch.set_num_threads(min(before * local, os.cpu_count() or 1))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

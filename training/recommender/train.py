@@ -55,7 +55,7 @@ from promoflow.run import RECOMMENDER_HOLDOUT_WEEKS, RunFolder, RunParams
 from training.common import barrier, cleanup_distributed, seed_everything, setup_distributed
 from training.common.checkpoint import make_run_key
 from training.common.cli import base_parser, configure, default_models_dir, run_main, run_params
-from training.common.distributed import DistContext
+from training.common.distributed import DistContext, main_takes_idle_threads
 from training.common.io import temporary_path
 from training.common.loop import Throughput, epochs_within_budget, fit
 from training.recommender import baselines, evaluate
@@ -453,7 +453,8 @@ def train(cfg: RecommenderConfig) -> dict | None:
                                models_dir / f"holdout_{name}.pt", "holdout", throughput)
             for name in LEARNED
         }
-        metrics = _evaluate(evaluated, data, cfg, ctx) if ctx.is_main else None
+        with main_takes_idle_threads(ctx):
+            metrics = _evaluate(evaluated, data, cfg, ctx) if ctx.is_main else None
         champion = str(_from_main(metrics["champion"] if metrics else None, ctx))
         if cfg.trainer.refit:
             model = _train_model(champion, cfg, ctx, data, data.at_plan_week, data.interactions,
@@ -468,8 +469,9 @@ def train(cfg: RecommenderConfig) -> dict | None:
                      ctx.world_size)
             save_bundle(models_dir / BUNDLE_NAME, champion, cfg, data,
                         holdout=evaluated[champion], final=model)
-            write_recommendations(model.to(ctx.device), data, cfg.data.top_n,
-                                  folder.recommendations, cfg.trainer.score_chunk)
+            with main_takes_idle_threads(ctx):
+                write_recommendations(model.to(ctx.device), data, cfg.data.top_n,
+                                      folder.recommendations, cfg.trainer.score_chunk)
             folder.write_json(folder.metrics("recommender"), metrics)
         barrier(ctx)
         return metrics
