@@ -325,6 +325,22 @@ def _cast(values: pd.Series, pattern: str, arrow_type) -> pd.Series:
     return pd.Series(cast.to_pandas(types_mapper=mapper), index=values.index)
 
 
+def _parse_dates(values: pd.Series) -> pd.Series:
+    """YYYY-MM-DD dates at second resolution (datetime64[s]: years 1 to 9999, so an open end
+    such as 9999-12-31 parses; nanoseconds end in 2262); NaT where a value is not a calendar
+    date (2024-02-30 does not roll over into March)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    ok = values.str.fullmatch(_DATE_PATTERN).fillna(False).astype(bool)
+    text = pa.array(values.where(ok, None).astype(object), type=pa.string())
+    stamps = pc.strptime(text, format="%Y-%m-%d", unit="s", error_is_null=True)
+    same = pc.fill_null(pc.equal(pc.strftime(stamps, format="%Y-%m-%d"), text), False)
+    stamps = pc.if_else(same, stamps, pa.scalar(None, type=stamps.type))
+    return pd.Series(stamps.to_numpy(zero_copy_only=False), index=values.index,
+                     dtype="datetime64[s]")
+
+
 def _parse(values: pd.Series, column: Column) -> tuple[pd.Series, pd.Series, pd.Series]:
     """(parsed values, mask of non-null values that do not parse, mask of numbers too large
     for the column's type)."""
@@ -346,8 +362,7 @@ def _parse(values: pd.Series, column: Column) -> tuple[pd.Series, pd.Series, pd.
         too_large &= number.notna().to_numpy(dtype=bool)
         parsed = parsed.mask(too_large)
     elif column.kind == "date":
-        ok = values.str.fullmatch(_DATE_PATTERN).fillna(False).astype(bool)
-        parsed = pd.to_datetime(values.where(ok), format="%Y-%m-%d", errors="coerce")
+        parsed = _parse_dates(values)
     elif column.kind == "timestamp":
         ok = values.str.fullmatch(_TIMESTAMP_PATTERN).fillna(False).astype(bool)
         parsed = pd.to_datetime(values.where(ok), format="ISO8601", errors="coerce")

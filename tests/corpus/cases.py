@@ -176,6 +176,13 @@ def promotion_ends_before_it_starts(landing: Landing) -> Loaded:
 
 
 @case
+def promotion_without_an_end(landing: Landing) -> Loaded:
+    landing.append("promotions", "999002,10001,2026-01-05,9999-12-31,0.1000,price_cut",
+                   "999003,10001,2026-01-05,2999-06-30,0.1000,display")
+    return Loaded([], {"promotions": 2})
+
+
+@case
 def negative_product_prices(landing: Landing) -> Loaded:
     line = landing.append(
         "products", "999001,Broken,toys,Acme,-5.00,1.00", "999002,Free,toys,Acme,5.00,0"

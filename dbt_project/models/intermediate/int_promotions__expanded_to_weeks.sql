@@ -1,9 +1,16 @@
-{#- Promotions spread over every week they overlap, then rolled up per product and week: how
-    many, the deepest discount and one flag per promo_type (a product-week may have several
+{#- Promotions spread over every week they overlap, up to the last week of the spine (an
+    open end such as 9999-12-31 stops there), then rolled up per product and week: how many,
+    the deepest discount and one flag per promo_type (a product-week may have several
     promotions, of several types). -#}
 with promotions as (
 
     select * from {{ ref('stg_raw__promotions') }}
+
+),
+
+spine_end as (
+
+    select max(week_start) as last_week_start from {{ ref('int_weeks__spined') }}
 
 ),
 
@@ -16,9 +23,10 @@ promotion_weeks as (
         promotions.promo_type,
         series.week_start::date as week_start
     from promotions
+    cross join spine_end
     cross join lateral generate_series(
         {{ week_start('promotions.start_date') }},
-        {{ week_start('promotions.end_date') }},
+        least({{ week_start('promotions.end_date') }}, spine_end.last_week_start),
         interval '7 days'
     ) as series (week_start)
 
