@@ -152,7 +152,7 @@ def _checked(spec: ParamSpec, value: object) -> object:
     if spec.kind == "date":
         return _checked_date(spec, value)
     if spec.kind == "string":
-        if not isinstance(value, str) or not re.match(spec.pattern, value) or value in (".", ".."):
+        if not isinstance(value, str) or not re.fullmatch(spec.pattern, value) or value in (".", ".."):
             raise RunConfigError(f"{spec.name} {value!r} is not a folder name (letters, digits, "
                                  "_ . - only).")
         return value

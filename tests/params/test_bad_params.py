@@ -35,6 +35,7 @@ BAD = [
     ("plan_week_iso_week", {"plan_week": "2026-W47-1"}, "plan_week '2026-W47-1' is not a date"),
     ("discount_step_zero", {"discount_step": 0}, "discount_step 0 is outside [0.01, 0.5]"),
     ("dataset_path_escape", {"dataset": "../etc"}, "dataset '../etc' is not a folder name"),
+    ("dataset_trailing_newline", {"dataset": "demo\n"}, "dataset 'demo\\n' is not a folder name"),
     ("dataset_missing", {"dataset": "nowhere"}, "Landing folder"),
     ("epochs_too_many", {"epochs": 5000}, "epochs 5000 is outside [0, 1000]"),
     ("unknown_parameter", {"budgett": 5}, "Unknown parameter(s) budgett"),
