@@ -251,10 +251,24 @@ def _check_header(file_name: str, header: list[str], spec: TableSpec) -> None:
         log.warning("%s: ignoring columns not in the raw contract: %s", file_name, ", ".join(extra))
 
 
+#: files a landing folder may hold besides the tables (the importers' reports)
+LANDING_EXTRAS = frozenset({"import_report.json"})
+
+
 def landing_files(source_dir: Path) -> dict[str, Path | None]:
     """The file of each table (<table>.csv, else <table>.parquet; None: an optional table
     without a file); a missing required file or two byte-identical files stop the run."""
     files: dict[str, Path | None] = {}
+    expected = {f"{spec.name}{suffix}" for spec in TABLES for suffix in (".csv", ".parquet")}
+    for path in sorted(source_dir.iterdir()):
+        if path.name in expected and path.is_dir():
+            raise IngestError(f"{path} is a folder, not a file; put the {path.stem} table's "
+                              f"rows in one {path.name} file.")
+    unexpected = sorted(p.name for p in source_dir.iterdir()
+                        if p.name not in expected | LANDING_EXTRAS and not p.name.startswith("."))
+    if unexpected:
+        log.warning("Landing folder %s: %s not read (only <table>.csv or <table>.parquet of "
+                    "docs/raw_contract.md are)", source_dir, ", ".join(unexpected))
     for spec in TABLES:
         csv_path = source_dir / f"{spec.name}.csv"
         parquet_path = source_dir / f"{spec.name}.parquet"

@@ -399,7 +399,24 @@ def csv_and_parquet_for_one_table(landing: Landing) -> Loaded:
     return Loaded()  # the CSV wins: the full customer table is loaded
 
 
+@case
+def stray_files_beside_the_tables(landing: Landing) -> Loaded:
+    (landing.path / "orders_2.csv").write_text(landing.file("orders").read_text())
+    (landing.path / "notes.txt").write_text("exported by hand\n")
+    return Loaded()  # named in a warning, not read
+
+
 # --- file level: refused, raw unchanged -----------------------------------------------------
+@case
+def folder_named_like_a_table_file(landing: Landing) -> Refused:
+    landing.file("promotions").unlink()
+    landing.file("promotions").mkdir()
+    return Refused(
+        f"{landing.file('promotions')} is a folder, not a file; put the promotions table's rows "
+        "in one promotions.csv file."
+    )
+
+
 @case
 def missing_required_file(landing: Landing) -> Refused:
     landing.file("inventory").unlink()

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from ingest.contract import TABLES
-from ingest.load import IngestError, _utc, main, run_ingest
+from ingest.load import IngestError, _utc, landing_files, main, run_ingest
 from promoflow import warehouse
 from promoflow.settings import Settings
 
@@ -390,3 +390,18 @@ def test_as_of_is_naive_utc() -> None:
     assert _utc(datetime(2026, 11, 16, 1, 0, tzinfo=plus_two)) == datetime(2026, 11, 15, 23, 0)
     assert _utc(AS_OF) == AS_OF
     assert _utc(None).tzinfo is None
+
+
+def test_files_the_load_does_not_read_are_named_in_a_warning(
+    tiny_landing: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    landing = Path(shutil.copytree(tiny_landing, tmp_path / "landing"))
+    (landing / "orders_2.csv").write_text((landing / "orders.csv").read_text())
+    (landing / "extra").mkdir()
+    (landing / ".hidden").write_text("")
+    (landing / "import_report.json").write_text("{}")
+    with caplog.at_level("WARNING", logger="ingest.load"):
+        files = landing_files(landing)
+    assert files["orders"] == landing / "orders.csv"
+    warnings = [r.getMessage() for r in caplog.records if "not read" in r.getMessage()]
+    assert len(warnings) == 1 and ": extra, orders_2.csv not read" in warnings[0]
