@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import numpy as np
@@ -339,6 +340,22 @@ def _cast(values: pd.Series, pattern: str, arrow_type) -> pd.Series:
     return pd.Series(cast.to_pandas(types_mapper=mapper), index=values.index)
 
 
+def _round_like_postgres(numbers: pd.Series, text: pd.Series, scale: int) -> pd.Series:
+    """`numbers` rounded to `scale` decimals as PostgreSQL rounds the text into numeric(p,
+    scale): half away from zero on the decimal digits. A float rounds 36.995 down (it is
+    36.99499... in binary) where PostgreSQL makes 37.00, so values within a hair of a half are
+    rounded again from their text with Python's decimal."""
+    rounded = numbers.round(scale)
+    scaled = numbers.to_numpy(dtype=float) * 10.0 ** scale
+    near_half = np.abs(np.abs(scaled - np.trunc(scaled)) - 0.5) < 1e-6
+    if near_half.any():
+        step = Decimal(1).scaleb(-scale)
+        rows = np.flatnonzero(near_half)
+        rounded.iloc[rows] = [float(Decimal(str(value).strip()).quantize(step, ROUND_HALF_UP))
+                              for value in text.iloc[rows]]
+    return rounded
+
+
 def _parse_dates(values: pd.Series) -> pd.Series:
     """YYYY-MM-DD dates at second resolution (datetime64[s]: years 1 to 9999, so an open end
     such as 9999-12-31 parses; nanoseconds end in 2262); NaT where a value is not a calendar
@@ -371,7 +388,8 @@ def _parse(values: pd.Series, column: Column) -> tuple[pd.Series, pd.Series, pd.
     elif column.kind == "numeric":
         number = _cast(values, _NUMBER_PATTERN, pa.float64())
         parsed = pd.Series(number.to_numpy(dtype=float, na_value=np.nan), index=values.index)
-        parsed = parsed.where(np.isfinite(parsed)).round(column.scale or 0)
+        parsed = _round_like_postgres(parsed.where(np.isfinite(parsed)), values,
+                                      column.scale or 0)
         too_large = pd.Series(~(parsed.abs() < (column.max_abs or np.inf)), index=values.index)
         too_large &= number.notna().to_numpy(dtype=bool)
         parsed = parsed.mask(too_large)

@@ -128,6 +128,14 @@ def zero_list_price(landing: Landing) -> Loaded:
 
 
 @case
+def paid_price_above_list_only_once_rounded(landing: Landing) -> Loaded:
+    # 36.995 is 36.99499... as a float but 37.00 in numeric(12,2): above the list price
+    return _extra_line(landing, "out_of_range",
+                       "unit_paid_price='36.995' must not exceed unit_list_price",
+                       paid_price="36.995")
+
+
+@case
 def negative_paid_price(landing: Landing) -> Loaded:
     return _extra_line(
         landing, "out_of_range", "unit_paid_price='-1.00' must be > 0", paid_price="-1.00"
