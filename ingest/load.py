@@ -19,6 +19,7 @@ import hashlib
 import io
 import json
 import logging
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -39,6 +40,7 @@ from promoflow.settings import Settings, get_settings
 log = logging.getLogger("ingest.load")
 
 SCHEMA_SQL = Path(__file__).with_name("raw_schema.sql")
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _INT_PATTERN = r"[+-]?\d{1,18}"
 _NUMBER_PATTERN = r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d{1,3})?"
 _DATE_PATTERN = r"\d{4}-\d{2}-\d{2}"
@@ -89,17 +91,20 @@ def _strings(frame: pd.DataFrame) -> pd.DataFrame:
 def _decode(path: Path) -> str:
     data = path.read_bytes()
     try:
-        return data.decode("utf-8-sig")
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise IngestError(
             f"{path.name} is not valid UTF-8 (byte 0x{data[exc.start]:02x} on line {line}); "
             "re-export it as UTF-8."
         ) from None
+    if "\r" in text and "\n" not in text:  # classic Mac line ends: CR alone ends every line
+        text = text.replace("\r", "\n")
+    return text
 
 
 def _header(path: Path, text: str, spec: TableSpec) -> list[str]:
-    first = text.split("\n", 1)[0].rstrip("\r")
+    first = _LINE_BREAK.split(text, maxsplit=1)[0]
     if not first.strip():
         raise IngestError(
             f"{path.name} has no header line; its first line must name the "
@@ -147,11 +152,13 @@ def _read_csv(path: Path, spec: TableSpec) -> Landed:
     except pa.ArrowException as exc:
         raise IngestError(f"{path.name} is not readable as CSV ({exc}); fix the file.") from None
     if '"' in text and (
-        any("\n" in t for _, t in invalid)
-        or any(pc.any(pc.match_substring(column, "\n")).as_py() for column in table.columns)
+        any(_LINE_BREAK.search(t) for _, t in invalid)
+        or any(pc.any(pc.match_substring_regex(column, "[\r\n]")).as_py()
+               for column in table.columns)
     ):
         return _read_csv_exact(path, text, header, spec)
-    lengths = np.fromiter(map(len, text.replace("\r\n", "\n").split("\n")), dtype=np.int64)
+    # pyarrow ends a line at LF, CRLF or a lone CR: number the lines the same way
+    lengths = np.fromiter(map(len, _LINE_BREAK.split(text)), dtype=np.int64)
     non_empty = np.flatnonzero(lengths > 0) + 1
     # pyarrow numbers rows among non-empty lines, the header being row 1
     good_rows = np.arange(2, len(non_empty) + 1)
@@ -169,6 +176,7 @@ def _read_csv(path: Path, spec: TableSpec) -> Landed:
 
 def _read_csv_exact(path: Path, text: str, header: list[str], spec: TableSpec) -> Landed:
     """The csv module: exact source lines also when quoted values span several lines."""
+    csv.field_size_limit(sys.maxsize)  # a value may be longer than the module's 128 KiB
     reader = csv.reader(io.StringIO(text, newline=""))
     next(reader)
     records: list[list[str]] = []
@@ -605,7 +613,8 @@ def _execute(cur, statement: str, what: str, data: io.StringIO | None = None) ->
 def _load(cur, table: str, columns: list[str], frame: pd.DataFrame) -> None:
     """COPY a frame into a table; valid rows go as their (validated) landing text."""
     buffer = io.StringIO()
-    frame.to_csv(buffer, index=False, header=False, na_rep="", lineterminator="\n")
+    # CRLF row ends: a value holding a CR or LF is then quoted (PostgreSQL refuses a bare CR)
+    frame.to_csv(buffer, index=False, header=False, na_rep="", lineterminator="\r\n")
     buffer.seek(0)
     _execute(
         cur,

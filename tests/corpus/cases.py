@@ -94,6 +94,36 @@ def malformed_line(landing: Landing) -> Loaded:
 
 
 @case
+def classic_mac_line_ends(landing: Landing) -> Loaded:
+    landing.file("promotions").write_bytes(landing.file("promotions").read_bytes()
+                                           .replace(b"\r\n", b"\n").replace(b"\n", b"\r"))
+    return Loaded()  # CR alone ends each line: every promotion loads
+
+
+@case
+def bare_carriage_return_splits_a_record(landing: Landing) -> Loaded:
+    # an unquoted CR ends the line (as in RFC 4180), so the record falls apart in two
+    line = landing.append("products", "999001,Split\rName,toys,Acme,5.00,1.00")
+    return Loaded([Row("products", line, "bad_format", "2 fields, the header has 6"),
+                   Row("products", line + 1, "bad_format", "5 fields, the header has 6")],
+                  {"products": 2})
+
+
+@case
+def quoted_carriage_return_and_line_feed(landing: Landing) -> Loaded:
+    landing.append("products", '999002,"Two\rLines",toys,Acme,5.00,1.00',
+                   '999003,"Three\r\nLines\nHere",toys,Acme,5.00,1.00')
+    return Loaded([], {"products": 2})  # valid CSV: both load with their breaks
+
+
+@case
+def field_longer_than_128_kib(landing: Landing) -> Loaded:
+    landing.append("products", f"999004,{'x' * 200_000},toys,Acme,5.00,1.00",
+                   '999005,"Multi\nline",toys,Acme,5.00,1.00')
+    return Loaded([], {"products": 2})
+
+
+@case
 def unterminated_quote(landing: Landing) -> Loaded:
     line = landing.append("products", '999001,"Broken name,toys,Acme,5.00,1.00')
     return Loaded([Row("products", line, "bad_format", "2 fields")], {"products": 1})
