@@ -217,15 +217,25 @@ def _read_parquet(path: Path, spec: TableSpec) -> Landed:
             f"{path.name} is not a readable Parquet file ({exc}); fix the file."
         ) from None
     _check_header(path.name, table.column_names, spec)
-    frame = pd.DataFrame(
-        {
-            name: table.column(name)
-            .cast(pa.string())
-            .to_pandas(types_mapper={pa.string(): STRING}.get)
-            for name in spec.column_names
-            if name in table.column_names
-        }
-    )
+    columns = {}
+    for name in spec.column_names:
+        if name not in table.column_names:
+            continue
+        column = table.column(name)
+        if pa.types.is_nested(column.type) or pa.types.is_dictionary(column.type) and \
+                pa.types.is_nested(column.type.value_type):
+            raise IngestError(f"{path.name} has column {name} of type {column.type}, not single "
+                              "values; export it with one plain value per row.")
+        try:
+            text = column.cast(pa.string())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            what = ("bytes that are not valid UTF-8 text"
+                    if pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type)
+                    else f"values of type {column.type} that cannot be read as text")
+            raise IngestError(f"{path.name} has {what} in column {name}; re-export that column "
+                              "as UTF-8 text.") from None
+        columns[name] = text.to_pandas(types_mapper={pa.string(): STRING}.get)
+    frame = pd.DataFrame(columns)
     return Landed(path.name, _strings(frame), np.arange(1, len(frame) + 1), [])
 
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 
 @dataclass(frozen=True)
@@ -445,6 +447,31 @@ def stray_files_beside_the_tables(landing: Landing) -> Loaded:
 
 
 # --- file level: refused, raw unchanged -----------------------------------------------------
+@case
+def parquet_column_of_lists(landing: Landing) -> Refused:
+    promotions = pd.read_csv(landing.file("promotions"), dtype=str)
+    table = pa.Table.from_pandas(promotions, preserve_index=False)
+    types = pa.array([[t] for t in promotions["promo_type"]], type=pa.list_(pa.string()))
+    table = table.set_column(table.schema.get_field_index("promo_type"), "promo_type", types)
+    pq.write_table(table, landing.path / "promotions.parquet")
+    landing.file("promotions").unlink()
+    return Refused("promotions.parquet has column promo_type of type list<element: string>, not "
+                   "single values; export it with one plain value per row.")
+
+
+@case
+def parquet_bytes_that_are_not_utf8(landing: Landing) -> Refused:
+    products = pd.read_csv(landing.file("products"), dtype=str)
+    table = pa.Table.from_pandas(products, preserve_index=False)
+    names = pa.array([b"\xff\xfe" + n.encode() for n in products["product_name"]],
+                     type=pa.binary())
+    table = table.set_column(table.schema.get_field_index("product_name"), "product_name", names)
+    pq.write_table(table, landing.path / "products.parquet")
+    landing.file("products").unlink()
+    return Refused("products.parquet has bytes that are not valid UTF-8 text in column "
+                   "product_name; re-export that column as UTF-8 text.")
+
+
 @case
 def folder_named_like_a_table_file(landing: Landing) -> Refused:
     landing.file("promotions").unlink()
