@@ -79,8 +79,10 @@ class TableSpec:
         return [c.name for c in self.columns if not c.may_be_absent]
 
 
-#: IANA time zone names (the system's tz database, as PostgreSQL uses it)
-TIME_ZONES = frozenset(zoneinfo.available_timezones())
+#: IANA time zone names (the system's tz database, as PostgreSQL uses it), less the files that
+#: name no place: 'localtime' is whatever zone the server runs in, 'Factory' and 'posixrules'
+#: are placeholders
+TIME_ZONES = frozenset(zoneinfo.available_timezones()) - {"localtime", "Factory", "posixrules"}
 
 
 def _money(name: str, required: bool = True) -> Column:

@@ -112,7 +112,8 @@ def test_bad_rows_are_quarantined_with_reasons(
         "999006,,,app,",  # null_required
         "999007,1,2026-01-05 10:00:00,store,77",  # orphan_store
     )
-    tz_line = _append(landing / "stores.csv", "9,Atlantis store,,Atlantis/Lost")  # out_of_range
+    tz_line = _append(landing / "stores.csv", "9,Atlantis store,,Atlantis/Lost",  # out_of_range
+                      "10,Server store,,localtime")  # the server's zone, not a place: too
     orphan_line = _append(
         landing / "order_lines.csv",
         "99999999,1,10001,1,9.99,9.99,",  # orphan_order
@@ -138,6 +139,7 @@ def test_bad_rows_are_quarantined_with_reasons(
         ("orders", date_line + 3, "null_required"),
         ("orders", date_line + 4, "orphan_store"),
         ("stores", tz_line, "out_of_range"),
+        ("stores", tz_line + 1, "out_of_range"),
         ("order_lines", orphan_line, "orphan_order"),
         ("order_lines", orphan_line + 1, "orphan_product"),
         ("order_lines", orphan_line + 2, "out_of_range"),
@@ -151,7 +153,7 @@ def test_bad_rows_are_quarantined_with_reasons(
         "customers": 2,
         "products": 1,
         "orders": 5,
-        "stores": 1,
+        "stores": 2,
         "order_lines": 3,
         "promotions": 0,
         "inventory": 0,
