@@ -183,8 +183,15 @@ def _read_csv_exact(path: Path, text: str, header: list[str], spec: TableSpec) -
     lines: list[int] = []
     width = len(header)
     previous = reader.line_num
+    starts = [0, *(m.end() for m in _LINE_BREAK.finditer(text))]  # offset of each line
     for record in reader:
-        if record and len(record) != width and reader.line_num > previous + 1:
+        source = text[starts[previous]:starts[min(reader.line_num, len(starts) - 1)]
+                      if reader.line_num < len(starts) else len(text)]
+        # a wrong record over several lines with an odd number of quotes: a quote left open
+        # swallowed the lines after it (a closed multi-line value with a field missing is just
+        # a bad record)
+        if (record and len(record) != width and reader.line_num > previous + 1
+                and source.count('"') % 2):
             raise IngestError(
                 f"{path.name} has a quote opened on line {previous + 1} that is not closed "
                 f"before line {reader.line_num}, so the lines between are lost; close that quote "

@@ -119,6 +119,14 @@ def quoted_carriage_return_and_line_feed(landing: Landing) -> Loaded:
 
 
 @case
+def multi_line_record_missing_a_field(landing: Landing) -> Loaded:
+    line = landing.append("products", '999006,"Two\nline name",toys,Acme,5.00',
+                          "999007,Fine,toys,Acme,5.00,1.00")
+    return Loaded([Row("products", line, "bad_format", "5 fields, the header has 6")],
+                  {"products": 2})  # only that record: the next line loads
+
+
+@case
 def field_longer_than_128_kib(landing: Landing) -> Loaded:
     landing.append("products", f"999004,{'x' * 200_000},toys,Acme,5.00,1.00",
                    '999005,"Multi\nline",toys,Acme,5.00,1.00')
