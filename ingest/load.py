@@ -389,6 +389,7 @@ def _parse_dates(values: pd.Series) -> pd.Series:
     import pyarrow.compute as pc
 
     ok = values.str.fullmatch(_DATE_PATTERN).fillna(False).astype(bool)
+    ok &= ~values.str.startswith("0000").fillna(False).astype(bool)  # there is no year 0
     text = pa.array(values.where(ok, None).astype(object), type=pa.string())
     stamps = pc.strptime(text, format="%Y-%m-%d", unit="s", error_is_null=True)
     same = pc.fill_null(pc.equal(pc.strftime(stamps, format="%Y-%m-%d"), text), False)

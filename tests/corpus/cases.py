@@ -134,6 +134,29 @@ def field_longer_than_128_kib(landing: Landing) -> Loaded:
 
 
 @case
+def crlf_in_every_file(landing: Landing) -> Loaded:
+    for path in landing.path.glob("*.csv"):
+        path.write_bytes(path.read_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"))
+    return Loaded()
+
+
+@case
+def byte_order_mark_with_crlf(landing: Landing) -> Loaded:
+    text = landing.file("orders").read_text().replace("\n", "\r\n")
+    landing.file("orders").write_bytes(b"\xef\xbb\xbf" + text.encode())
+    return Loaded()
+
+
+@case
+def blank_lines_keep_line_numbers(landing: Landing) -> Loaded:
+    lines = landing.lines("orders")
+    landing.write("orders", "\n\n".join(lines[:4]) + "\n" + "\n".join(lines[4:]) + "\n")
+    line = landing.append("orders", "999011,1,not a time,web")  # after 3 blank lines
+    return Loaded([Row("orders", line, "bad_type", "ordered_at='not a time' is not a valid")],
+                  {"orders": 1})
+
+
+@case
 def unterminated_quote(landing: Landing) -> Loaded:
     line = landing.append("products", '999001,"Broken name,toys,Acme,5.00,1.00')
     return Loaded([Row("products", line, "bad_format", "2 fields")], {"products": 1})
@@ -142,6 +165,50 @@ def unterminated_quote(landing: Landing) -> Loaded:
 @case
 def text_in_integer(landing: Landing) -> Loaded:
     return _extra_line(landing, "bad_type", "quantity='two' is not a valid integer", quantity="two")
+
+
+@case
+def quantity_with_thousands_separator(landing: Landing) -> Loaded:
+    return _extra_line(landing, "bad_type", "quantity='1,000' is not a valid integer",
+                       quantity='"1,000"')
+
+
+@case
+def price_with_currency_symbol(landing: Landing) -> Loaded:
+    return _extra_line(landing, "bad_type", "unit_paid_price='$36.99' is not a valid numeric",
+                       paid_price="$36.99")
+
+
+@case
+def decimal_comma_price(landing: Landing) -> Loaded:
+    return _extra_line(landing, "bad_type", "unit_list_price='36,99' is not a valid numeric",
+                       list_price='"36,99"')
+
+
+@case
+def spaces_quotes_signs_and_exponents(landing: Landing) -> Loaded:
+    landing.append("order_lines", " 1 , 91 , 10001 , 2 , 36.99 , 36.99 , ",
+                   '"1","92","10001","1","36.99","36.99",""',
+                   "1,93,10001,+2,3.699e1,3.699E+1,")
+    return Loaded([], {"order_lines": 3})  # trimmed, unquoted, signs and exponents read
+
+
+@case
+def id_in_scientific_notation(landing: Landing) -> Loaded:
+    line = landing.append("order_lines", "1e3,1,10001,1,36.99,36.99,")
+    row = Row("order_lines", line, "bad_type", "order_id='1e3' is not a valid bigint")
+    return Loaded([row], {"order_lines": 1})  # a spreadsheet's rendering of order 1000
+
+
+@case
+def line_of_a_promotion_not_in_the_file(landing: Landing) -> Loaded:
+    landing.append("order_lines", "1,95,10001,1,36.99,33.29,424242")
+    return Loaded([], {"order_lines": 1})  # promotion_id is not checked against promotions
+
+
+@case
+def negative_zero_quantity(landing: Landing) -> Loaded:
+    return _extra_line(landing, "out_of_range", "quantity='-0' must not be 0", quantity="-0")
 
 
 @case
@@ -324,6 +391,28 @@ def empty_required_values(landing: Landing) -> Loaded:
 
 
 @case
+def duplicate_key_with_leading_zeros(landing: Landing) -> Loaded:
+    first = landing.lines("customers")[1]  # customer 1
+    line = landing.append("customers", "0001" + first[first.index(","):])
+    # the same key as customer 1 once read as a number; the detail shows it as written
+    row = Row("customers", line, "duplicate_key", "(customer_id) = (0001) repeats an earlier")
+    return Loaded([row], {"customers": 1})
+
+
+@case
+def year_zero_and_first_day_of_the_calendar(landing: Landing) -> Loaded:
+    line = landing.append("customers", "999021,0000-01-01,north,,", "999022,0001-01-01,north,,")
+    row = Row("customers", line, "bad_type", "signup_date='0000-01-01' is not a valid date")
+    return Loaded([row], {"customers": 2})  # there is no year 0; 0001-01-01 loads
+
+
+@case
+def iso_timestamp_with_fraction(landing: Landing) -> Loaded:
+    landing.append("orders", "999012,1,2026-01-05T10:00:00.250,web", "999013,1,2026-01-05 10:00,app")
+    return Loaded([], {"orders": 2})
+
+
+@case
 def duplicate_order_id(landing: Landing) -> Loaded:
     first = landing.lines("orders")[1]  # order 1
     line = landing.append("orders", first.replace(",app", ",web"))
@@ -448,6 +537,22 @@ def csv_and_parquet_for_one_table(landing: Landing) -> Loaded:
 
 
 @case
+def extra_column_and_another_column_order(landing: Landing) -> Loaded:
+    products = pd.read_csv(landing.file("products"), dtype=str, keep_default_na=False)
+    products["comment"] = "exported"
+    products[list(reversed(products.columns))].to_csv(landing.file("products"), index=False)
+    return Loaded()  # the extra column is ignored (a warning), the order does not matter
+
+
+@case
+def parquet_with_typed_columns(landing: Landing) -> Loaded:
+    products = pd.read_csv(landing.file("products"))  # ids int64, prices float64
+    products.to_parquet(landing.path / "products.parquet", index=False)
+    landing.file("products").unlink()
+    return Loaded()  # typed values are read as their text
+
+
+@case
 def stray_files_beside_the_tables(landing: Landing) -> Loaded:
     (landing.path / "orders_2.csv").write_text(landing.file("orders").read_text())
     (landing.path / "notes.txt").write_text("exported by hand\n")
@@ -465,6 +570,17 @@ def parquet_column_of_lists(landing: Landing) -> Refused:
     landing.file("promotions").unlink()
     return Refused("promotions.parquet has column promo_type of type list<element: string>, not "
                    "single values; export it with one plain value per row.")
+
+
+@case
+def parquet_struct_column(landing: Landing) -> Refused:
+    holidays = pd.read_csv(landing.file("holidays"), dtype=str)
+    names = pa.array([{"name": n, "country": "CN"} for n in holidays["holiday_name"]])
+    table = pa.table({"holiday_date": holidays["holiday_date"], "holiday_name": names})
+    pq.write_table(table, landing.path / "holidays.parquet")
+    landing.file("holidays").unlink()
+    return Refused("holidays.parquet has column holiday_name of type struct<name: string, "
+                   "country: string>, not single values; export it with one plain value per row.")
 
 
 @case
