@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import psutil
 import pytest
 import torch
 
@@ -151,3 +156,51 @@ def test_failed_job_raises_one_line_error(settings, tmp_path: Path) -> None:
     message = str(failure.value)
     assert "\n" not in message
     assert "forecaster_train.parquet does not exist" in message
+
+
+def test_a_killed_worker_fails_the_job_and_a_rerun_resumes(
+    run_dir: Path, settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """kill -9 of one torchrun worker mid-training: one sentence, then the same command resumes
+    from the last epoch's checkpoint instead of starting over."""
+    models = tmp_path / "models"
+    checkpoint = models / "recommender" / "holdout_two_tower.pt"
+    args = ["--run-dir", run_dir, "--models-dir", models, "--epochs", "400",
+            "--sequence-epochs", "1", "--top-n", "20", "--no-refit"]
+    failure: list[BaseException] = []
+
+    def train() -> None:
+        try:
+            run_torchrun("training.recommender.train", args, nproc=2, settings=settings)
+        except BaseException as error:  # noqa: BLE001 - handed to the test thread
+            failure.append(error)
+
+    job = threading.Thread(target=train)
+    job.start()
+    deadline = time.monotonic() + 240
+    while not checkpoint.exists() and job.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    workers = [p for p in psutil.process_iter(["cmdline"])
+               if "training.recommender.train" in " ".join(p.info["cmdline"] or [])
+               and str(run_dir) in " ".join(p.info["cmdline"] or [])
+               and "torch.distributed.run" not in " ".join(p.info["cmdline"] or [])]
+    assert checkpoint.exists() and len(workers) == 2, "the job ended before it could be killed"
+    killed = torch.load(checkpoint, weights_only=False)["epoch"]
+    assert killed < 399
+    os.kill(workers[-1].pid, signal.SIGKILL)
+    job.join(timeout=120)
+    assert not job.is_alive() and len(failure) == 1
+    assert isinstance(failure[0], TrainingFailed)
+    message = str(failure[0])
+    assert "\n" not in message and "exit status" in message and message.endswith(".")
+
+    caplog.clear()
+    with caplog.at_level("INFO", logger="training.launch"):
+        run_torchrun("training.recommender.train", args, nproc=2, settings=settings)
+    resumed = [r.getMessage() for r in caplog.records if "resumed from" in r.getMessage()
+               and "holdout_two_tower.pt" in r.getMessage()]
+    assert resumed, "the rerun started over instead of resuming"
+    epoch = int(resumed[0].split("at epoch ")[1].split()[0])
+    assert epoch >= killed
+    assert torch.load(checkpoint, weights_only=False)["epoch"] == 399
+    assert RunFolder(run_dir).recommendations.exists()
