@@ -163,6 +163,38 @@ def _presolve(candidates: pd.DataFrame) -> pd.DataFrame:
     return offered[~dominated].drop(columns="gain").reset_index(drop=True)
 
 
+def greedy_start(offered: pd.DataFrame, gain: np.ndarray, can_cost: np.ndarray,
+                 category_row: np.ndarray, n_cols: int, n_cats: int, budget: float,
+                 max_per_category: int) -> list[float]:
+    """A feasible start for the MIP: the levels by net gain (`gain`: profit less dip and
+    cannibalization) per unit of budget, each taken while
+    its product has no level yet, its category has room and the budget lasts; every category's
+    loss column is its levels' cannibalization cost (its cap binary 0), no personal offers. So
+    a time limit on a large catalogue still ends with this plan or a better one, never none."""
+    values = np.zeros(n_cols)
+    cost = offered["promotion_cost"].to_numpy(dtype=float)
+    products = offered["product_id"].to_numpy()
+    order = np.argsort(-gain / np.maximum(cost, 1e-9), kind="stable")
+    taken_products: set = set()
+    per_category = np.zeros(n_cats, dtype=int)
+    left = budget
+    for i in order:
+        if gain[i] <= 0:
+            continue
+        category = category_row[i]
+        if (products[i] in taken_products or per_category[category] >= max_per_category
+                or cost[i] > left):
+            continue
+        values[i] = 1.0
+        taken_products.add(products[i])
+        per_category[category] += 1
+        left -= cost[i]
+    n = len(offered)
+    values[n:n + n_cats] = np.bincount(category_row, weights=can_cost * values[:n],
+                                       minlength=n_cats)
+    return values.tolist()
+
+
 def solve(candidates: pd.DataFrame, params: RunParams, time_limit_s: float = 60.0,
           mip_rel_gap: float = MIP_REL_GAP, budget: float | None = None,
           cannibalization_cap: float | pd.Series = CANNIBALIZATION_CAP,
@@ -273,6 +305,11 @@ def solve(candidates: pd.DataFrame, params: RunParams, time_limit_s: float = 60.
     lp.a_matrix_.index_ = matrix.indices.astype(np.int32)
     lp.a_matrix_.value_ = matrix.data
     h.passModel(lp)
+    start = highspy.HighsSolution()  # a feasible plan from the start: a time limit keeps it
+    start.col_value = greedy_start(offered, cost[:n] - can_cost, can_cost, category_row, n_cols,
+                                   n_cats, budget, params.max_promos_per_category)
+    start.value_valid = True
+    h.setSolution(start)
     h.run()
     status = h.getModelStatus()
     if status not in (highspy.HighsModelStatus.kOptimal, highspy.HighsModelStatus.kTimeLimit):
@@ -288,8 +325,10 @@ def solve(candidates: pd.DataFrame, params: RunParams, time_limit_s: float = 60.
     picked = offered[values[:n] > 0.5]
     chosen = _chosen_rows(candidates, picked)
     chosen["binding_constraint"] = _reasons(candidates, chosen, params, budget)
-    # HiGHS reports an infinite gap for a model it solved without branching on a zero objective
-    gap = float(info.mip_gap) if np.isfinite(info.mip_gap) else 0.0
+    # HiGHS reports an infinite gap for a model it solved without branching on a zero objective;
+    # after a time limit without a proven bound the gap is unknown: reported as 1 (100%)
+    optimal = status == highspy.HighsModelStatus.kOptimal
+    gap = float(info.mip_gap) if np.isfinite(info.mip_gap) else (0.0 if optimal else 1.0)
     objective = float(info.objective_function_value)
     promoted = chosen[chosen["discount_depth"] > 0]
     taken = offers[values[offer_col] > 0.5].drop(columns="parent").reset_index(drop=True)
