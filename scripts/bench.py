@@ -93,33 +93,37 @@ class TreeMemory:
 
 
 def sampled_command(cmd: list[str], env: dict[str, str], log_path: Path,
-                    what: str) -> tuple[float, float, TreeMemory]:
+                    what: str, check: bool = True) -> tuple[float, float, TreeMemory, int]:
     """Run a command with its output in log_path, sampling its memory; (start, seconds,
-    samples). A failure stops the benchmark with the log's last lines."""
+    samples, exit status). With `check`, a failure stops the benchmark with the log's last
+    lines."""
     started = time.time()
     with open(log_path, "a") as log:
         proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         memory = TreeMemory(proc.pid)
         code = proc.wait()
         memory.stop()
-    if code != 0:
+    if code != 0 and check:
         tail = log_path.read_text().splitlines()[-15:]
         raise SystemExit(f"error: {what} failed (exit {code}); log {log_path}:\n"
                          + "\n".join(tail))
-    return started, time.time() - started, memory
+    return started, time.time() - started, memory, code
 
 
 def timed_command(cmd: list[str], env: dict[str, str], log_path: Path) -> tuple[float, int]:
     """Run a command; (seconds, peak tree memory in bytes)."""
-    _, seconds, memory = sampled_command(cmd, env, log_path, " ".join(cmd[1:4]))
+    _, seconds, memory, _ = sampled_command(cmd, env, log_path, " ".join(cmd[1:4]))
     return seconds, memory.peak()
 
 
 def flow_with_stages(cmd: list[str], env: dict[str, str], log_path: Path,
-                     airflow_db: dict) -> tuple[float, int, list[dict]]:
-    """Run the weekly flow; its time, peak memory and per stage time and peak memory."""
-    started, wall, memory = sampled_command(cmd, env, log_path, "the weekly flow")
+                     airflow_db: dict) -> tuple[float, int, list[dict], list[str]]:
+    """Run the weekly flow; its time, peak memory, per stage time and peak memory, and the
+    tasks that failed (a failed flow keeps the stages that ran, marked `failed`)."""
+    started, wall, memory, _ = sampled_command(cmd, env, log_path, "the weekly flow",
+                                               check=False)
     tasks = task_times(airflow_db, since=started)
+    failed = [t["task_id"] for t in tasks if t["state"] == "failed"]
     stages = []
     for name, prefixes in STAGES:
         mine = [t for t in tasks if any(t["task_id"] == p or (p.endswith(".") and
@@ -130,7 +134,8 @@ def flow_with_stages(cmd: list[str], env: dict[str, str], log_path: Path,
         seconds = sum(t["end"] - t["start"] for t in mine)
         peak = max(memory.peak(t["start"], t["end"]) for t in mine)
         stages.append({"stage": name, "tasks": len(mine), "seconds": round(seconds, 1),
-                       "peak_gb": round(peak / 2**30, 2)})
+                       "peak_gb": round(peak / 2**30, 2),
+                       "failed": any(t["state"] == "failed" for t in mine)})
     counted = {t["task_id"] for t in tasks}
     listed = {t["task_id"] for t in tasks for _, prefixes in STAGES for p in prefixes
               if t["task_id"] == p or (p.endswith(".") and t["task_id"].startswith(p))}
@@ -138,7 +143,7 @@ def flow_with_stages(cmd: list[str], env: dict[str, str], log_path: Path,
         t = next(t for t in tasks if t["task_id"] == task_id)
         stages.append({"stage": task_id, "tasks": 1, "seconds": round(t["end"] - t["start"], 1),
                        "peak_gb": round(memory.peak(t["start"], t["end"]) / 2**30, 2)})
-    return wall, memory.peak(), stages
+    return wall, memory.peak(), stages, failed
 
 
 def task_times(airflow_db: dict, since: float) -> list[dict]:
@@ -147,7 +152,8 @@ def task_times(airflow_db: dict, since: float) -> list[dict]:
     try:
         with conn.cursor() as cur:
             cur.execute("""
-                select ti.task_id, extract(epoch from ti.start_date), extract(epoch from ti.end_date)
+                select ti.task_id, extract(epoch from ti.start_date), extract(epoch from ti.end_date),
+                       ti.state
                 from task_instance ti
                 where ti.dag_id = 'promo_weekly' and ti.start_date is not null
                   and ti.end_date is not null
@@ -155,7 +161,7 @@ def task_times(airflow_db: dict, since: float) -> list[dict]:
                                    order by start_date desc nulls last limit 1)
                   and extract(epoch from ti.start_date) >= %s
                 order by ti.start_date""", (since - 5,))
-            return [{"task_id": r[0], "start": float(r[1]), "end": float(r[2])}
+            return [{"task_id": r[0], "start": float(r[1]), "end": float(r[2]), "state": r[3]}
                     for r in cur.fetchall()]
     finally:
         conn.close()
@@ -204,8 +210,11 @@ def bench_preset(preset: str, seed: int, env: dict[str, str], work: Path,
             env, log_path)
     rows = order_lines(landing)
     print(f"[bench] {preset}: {rows:,} order lines; running the weekly flow", flush=True)
-    wall, peak, stages = flow_with_stages(
+    wall, peak, stages, failed = flow_with_stages(
         [PY, "-m", "local.runner", "weekly", "--dataset", preset], env, log_path, airflow_db)
+    if failed:
+        print(f"[bench] {preset}: the weekly flow FAILED at {', '.join(failed)} (log {log_path});"
+              " the stages that ran are kept", flush=True)
     for stage in stages:
         stage["rows_per_s"] = round(rows / stage["seconds"]) if stage["seconds"] > 0 else None
     result = {"preset": preset, "order_lines": rows,
@@ -213,7 +222,7 @@ def bench_preset(preset: str, seed: int, env: dict[str, str], work: Path,
               "generate_peak_gb": None if gen_peak is None else round(gen_peak / 2**30, 2),
               "flow_s": round(wall, 1),
               "dag_s": round(sum(s["seconds"] for s in stages), 1),
-              "flow_peak_gb": round(peak / 2**30, 2), "stages": stages}
+              "flow_peak_gb": round(peak / 2**30, 2), "stages": stages, "failed_tasks": failed}
     print(f"[bench] {preset}: flow {wall:.0f} s; Spark against DuckDB", flush=True)
     peer_json = work / f"peer_{preset}.json"
     try:
@@ -243,7 +252,7 @@ def print_tables(results: list[dict]) -> None:
         print(f"{'stage':<20} {'tasks':>5} {'seconds':>8} {'peak GB':>8} {'rows/s':>10}")
         for s in r["stages"]:
             print(f"{s['stage']:<20} {s['tasks']:>5} {s['seconds']:>8.1f} {s['peak_gb']:>8.2f} "
-                  f"{s['rows_per_s'] or 0:>10,}")
+                  f"{s['rows_per_s'] or 0:>10,}" + ("  FAILED" if s.get("failed") else ""))
         peer = r.get("spark_vs_duckdb", {})
         if "ratio" in peer:
             print(f"Spark feature jobs {peer['spark_jobs_s']:.1f} s (+ session "
