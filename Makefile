@@ -7,7 +7,7 @@ SEED ?= 42
 # extra options for the weekly run, e.g. RUN_ARGS="--budget 8000 --max-discount 0.2"
 RUN_ARGS ?=
 WEEKS ?= 4
-BENCH_PRESETS ?= demo large xl
+BENCH_PRESETS ?= $(if $(filter command line environment,$(origin PRESET)),$(PRESET),demo large xl)
 
 export PYTHONDONTWRITEBYTECODE := 1
 
@@ -39,7 +39,7 @@ airflow: setup services ## start the Airflow UI on http://localhost:8080 (trigge
 mlflow: setup ## the MLflow UI on http://localhost:5000: training runs, model versions, champions
 	@$(PY) -m mlflow ui --port 5000 --backend-store-uri "$$($(PY) -c 'from promoflow.settings import get_settings; print(get_settings().mlflow_uri)')"
 
-bench: setup services ## benchmark (not a test): per stage time, memory, rows/s for BENCH_PRESETS (~1 h with xl)
+bench: setup services ## benchmark (not a test): per stage time, memory, rows/s for PRESET, or BENCH_PRESETS (default demo large xl, ~1 h)
 	@$(PY) scripts/bench.py --presets $(BENCH_PRESETS) $(BENCH_ARGS)
 
 bench-mip: setup ## the discount MIP alone by catalogue size (1k, 10k, 50k products)
