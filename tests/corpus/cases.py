@@ -560,38 +560,36 @@ def stray_files_beside_the_tables(landing: Landing) -> Loaded:
 
 
 # --- file level: refused, raw unchanged -----------------------------------------------------
+def _as_parquet(landing: Landing, table: str, column: str,
+                values: Callable[[pd.Series], pa.Array]) -> None:
+    """Replace <table>.csv by <table>.parquet whose `column` is `values` of the CSV's column."""
+    frame = pd.read_csv(landing.file(table), dtype=str)
+    arrow = pa.Table.from_pandas(frame, preserve_index=False)
+    arrow = arrow.set_column(arrow.schema.get_field_index(column), column, values(frame[column]))
+    pq.write_table(arrow, landing.path / f"{table}.parquet")
+    landing.file(table).unlink()
+
+
 @case
 def parquet_column_of_lists(landing: Landing) -> Refused:
-    promotions = pd.read_csv(landing.file("promotions"), dtype=str)
-    table = pa.Table.from_pandas(promotions, preserve_index=False)
-    types = pa.array([[t] for t in promotions["promo_type"]], type=pa.list_(pa.string()))
-    table = table.set_column(table.schema.get_field_index("promo_type"), "promo_type", types)
-    pq.write_table(table, landing.path / "promotions.parquet")
-    landing.file("promotions").unlink()
+    _as_parquet(landing, "promotions", "promo_type",
+                lambda types: pa.array([[t] for t in types], type=pa.list_(pa.string())))
     return Refused("promotions.parquet has column promo_type of type list<element: string>, not "
                    "single values; export it with one plain value per row.")
 
 
 @case
 def parquet_struct_column(landing: Landing) -> Refused:
-    holidays = pd.read_csv(landing.file("holidays"), dtype=str)
-    names = pa.array([{"name": n, "country": "CN"} for n in holidays["holiday_name"]])
-    table = pa.table({"holiday_date": holidays["holiday_date"], "holiday_name": names})
-    pq.write_table(table, landing.path / "holidays.parquet")
-    landing.file("holidays").unlink()
+    _as_parquet(landing, "holidays", "holiday_name",
+                lambda names: pa.array([{"name": n, "country": "CN"} for n in names]))
     return Refused("holidays.parquet has column holiday_name of type struct<name: string, "
                    "country: string>, not single values; export it with one plain value per row.")
 
 
 @case
 def parquet_bytes_that_are_not_utf8(landing: Landing) -> Refused:
-    products = pd.read_csv(landing.file("products"), dtype=str)
-    table = pa.Table.from_pandas(products, preserve_index=False)
-    names = pa.array([b"\xff\xfe" + n.encode() for n in products["product_name"]],
-                     type=pa.binary())
-    table = table.set_column(table.schema.get_field_index("product_name"), "product_name", names)
-    pq.write_table(table, landing.path / "products.parquet")
-    landing.file("products").unlink()
+    _as_parquet(landing, "products", "product_name",
+                lambda names: pa.array([b"\xff\xfe" + n.encode() for n in names], type=pa.binary()))
     return Refused("products.parquet has bytes that are not valid UTF-8 text in column "
                    "product_name; re-export that column as UTF-8 text.")
 

@@ -51,6 +51,15 @@ def test_the_loss_is_the_logq_corrected_softmax_with_the_target_s_draws_masked()
     assert loss.item() == pytest.approx(sum(expected) / 2, rel=1e-5)
 
 
+def _train(model, loss_fn, batch: tuple, steps: int, lr: float) -> None:
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    for _ in range(steps):
+        loss = loss_fn(model, batch)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+
 def _accuracy(model, customers: torch.Tensor, wanted: torch.Tensor) -> float:
     with torch.no_grad():
         vectors, bias = model.product_vectors()
@@ -65,13 +74,8 @@ def test_two_tower_learns_each_customer_s_product_from_sampled_negatives() -> No
     counts = torch.bincount(favourite, minlength=n_products)
     model = TwoTower(*_tables(n_customers, n_products), dim=16, hidden=16,
                      sampler=NegativeSampler(counts, negatives=32))
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
     customers = torch.arange(n_customers)
-    for _ in range(150):
-        loss = two_tower_loss(model, (customers, favourite))
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    _train(model, two_tower_loss, (customers, favourite), steps=150, lr=0.05)
     assert _accuracy(model.eval(), customers, favourite) >= 0.9
 
 
@@ -83,13 +87,8 @@ def test_the_sequence_model_learns_the_next_purchase_from_sampled_negatives() ->
     model = SequenceRecommender(*_tables(n_customers, n_products), windows[:, :-1],
                                 torch.full((n_customers,), length), dim=16, heads=2, layers=1,
                                 sampler=NegativeSampler(torch.ones(n_products), negatives=32))
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.005)
     customers = torch.arange(n_customers)
-    for _ in range(200):
-        loss = sequence_loss(model, (customers, windows))
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    _train(model, sequence_loss, (customers, windows), steps=200, lr=0.005)
     # after its purchases c .. c + length - 1 the next is c + length
     assert _accuracy(model.eval(), customers, windows[:, -1]) >= 0.9
 
