@@ -174,6 +174,11 @@ def _read_csv(path: Path, spec: TableSpec) -> Landed:
     )
 
 
+def _source(text: str, starts: list[int], first: int, last: int) -> str:
+    """Lines first + 1 .. last of `text` (1-based), `starts` being each line's offset."""
+    return text[starts[first]:starts[last] if last < len(starts) else len(text)]
+
+
 def _read_csv_exact(path: Path, text: str, header: list[str], spec: TableSpec) -> Landed:
     """The csv module: exact source lines also when quoted values span several lines."""
     csv.field_size_limit(sys.maxsize)  # a value may be longer than the module's 128 KiB
@@ -185,13 +190,11 @@ def _read_csv_exact(path: Path, text: str, header: list[str], spec: TableSpec) -
     previous = reader.line_num
     starts = [0, *(m.end() for m in _LINE_BREAK.finditer(text))]  # offset of each line
     for record in reader:
-        source = text[starts[previous]:starts[min(reader.line_num, len(starts) - 1)]
-                      if reader.line_num < len(starts) else len(text)]
         # a wrong record over several lines with an odd number of quotes: a quote left open
         # swallowed the lines after it (a closed multi-line value with a field missing is just
         # a bad record)
         if (record and len(record) != width and reader.line_num > previous + 1
-                and source.count('"') % 2):
+                and _source(text, starts, previous, reader.line_num).count('"') % 2):
             raise IngestError(
                 f"{path.name} has a quote opened on line {previous + 1} that is not closed "
                 f"before line {reader.line_num}, so the lines between are lost; close that quote "
@@ -286,12 +289,13 @@ def landing_files(source_dir: Path) -> dict[str, Path | None]:
     without a file); a missing required file or two byte-identical files stop the run."""
     files: dict[str, Path | None] = {}
     expected = {f"{spec.name}{suffix}" for spec in TABLES for suffix in (".csv", ".parquet")}
-    for path in sorted(source_dir.iterdir()):
+    entries = sorted(source_dir.iterdir())
+    for path in entries:
         if path.name in expected and path.is_dir():
             raise IngestError(f"{path} is a folder, not a file; put the {path.stem} table's "
                               f"rows in one {path.name} file.")
-    unexpected = sorted(p.name for p in source_dir.iterdir()
-                        if p.name not in expected | LANDING_EXTRAS and not p.name.startswith("."))
+    unexpected = [p.name for p in entries
+                  if p.name not in expected | LANDING_EXTRAS and not p.name.startswith(".")]
     if unexpected:
         log.warning("Landing folder %s: %s not read (only <table>.csv or <table>.parquet of "
                     "docs/raw_contract.md are)", source_dir, ", ".join(unexpected))
