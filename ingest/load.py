@@ -64,6 +64,8 @@ class Landed:
     lines: np.ndarray
     bad_format: list[tuple[int, list[str]]]
     header_width: int = 0  # fields in the header line (CSV)
+    files: np.ndarray | None = None  # a folder of parts: the part of each row, then bad line
+    present: tuple[str, ...] = ()  # the contract's columns the file has
 
 
 @dataclass
@@ -79,6 +81,11 @@ class Checked:
 
 
 # --- reading --------------------------------------------------------------------------------
+def _label(path: Path) -> str:
+    """A landing file as messages name it: a part with its table's folder (orders/part-2.csv)."""
+    return f"{path.parent.name}/{path.name}" if path.parent.name in TABLES_BY_NAME else path.name
+
+
 def _strings(frame: pd.DataFrame) -> pd.DataFrame:
     """Arrow-backed strings, surrounding whitespace stripped, empty values null."""
     out = {}
@@ -95,7 +102,7 @@ def _decode(path: Path) -> str:
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise IngestError(
-            f"{path.name} is not valid UTF-8 (byte 0x{data[exc.start]:02x} on line {line}); "
+            f"{_label(path)} is not valid UTF-8 (byte 0x{data[exc.start]:02x} on line {line}); "
             "re-export it as UTF-8."
         ) from None
     if "\r" in text and "\n" not in text:  # classic Mac line ends: CR alone ends every line
@@ -107,17 +114,17 @@ def _header(path: Path, text: str, spec: TableSpec) -> list[str]:
     first = _LINE_BREAK.split(text, maxsplit=1)[0]
     if not first.strip():
         raise IngestError(
-            f"{path.name} has no header line; its first line must name the "
+            f"{_label(path)} has no header line; its first line must name the "
             f"columns {', '.join(spec.column_names)}."
         )
     header = [h.strip() for h in next(csv.reader([first]))]
     separator = next((s for s in _SEPARATORS if len(header) == 1 and s in header[0]), None)
     if separator is not None:
         raise IngestError(
-            f"{path.name} seems to be separated by {_SEPARATORS[separator]}; the contract needs "
+            f"{_label(path)} seems to be separated by {_SEPARATORS[separator]}; the contract needs "
             "commas, so re-export it as comma-separated values."
         )
-    _check_header(path.name, header, spec)
+    _check_header(_label(path), header, spec)
     return header
 
 
@@ -150,7 +157,7 @@ def _read_csv(path: Path, spec: TableSpec) -> Landed:
             ),
         )
     except pa.ArrowException as exc:
-        raise IngestError(f"{path.name} is not readable as CSV ({exc}); fix the file.") from None
+        raise IngestError(f"{_label(path)} is not readable as CSV ({exc}); fix the file.") from None
     if '"' in text and (
         any(_LINE_BREAK.search(t) for _, t in invalid)
         or any(pc.any(pc.match_substring_regex(column, "[\r\n]")).as_py()
@@ -166,7 +173,7 @@ def _read_csv(path: Path, spec: TableSpec) -> Landed:
         good_rows = good_rows[~np.isin(good_rows, [n for n, _ in invalid])]
     frame = table.to_pandas(types_mapper={pa.string(): STRING}.get)
     return Landed(
-        path.name,
+        _label(path),
         _strings(frame),
         non_empty[np.asarray(good_rows, dtype=int) - 1],
         [(int(non_empty[n - 1]), next(csv.reader([t]), [])) for n, t in invalid],
@@ -196,7 +203,7 @@ def _read_csv_exact(path: Path, text: str, header: list[str], spec: TableSpec) -
         if (record and len(record) != width and reader.line_num > previous + 1
                 and _source(text, starts, previous, reader.line_num).count('"') % 2):
             raise IngestError(
-                f"{path.name} has a quote opened on line {previous + 1} that is not closed "
+                f"{_label(path)} has a quote opened on line {previous + 1} that is not closed "
                 f"before line {reader.line_num}, so the lines between are lost; close that quote "
                 "(a quote inside a value is written twice)."
             )
@@ -208,7 +215,7 @@ def _read_csv_exact(path: Path, text: str, header: list[str], spec: TableSpec) -
     frame = pd.DataFrame([records[i] for i in good], columns=header, dtype=object)
     frame = frame.loc[:, ~frame.columns.duplicated()][[c for c in spec.column_names if c in header]]
     return Landed(
-        path.name,
+        _label(path),
         _strings(frame),
         np.asarray([lines[i] for i in good], dtype=np.int64),
         [(lines[i], r) for i, r in enumerate(records) if len(r) != width],
@@ -224,9 +231,9 @@ def _read_parquet(path: Path, spec: TableSpec) -> Landed:
         table = pq.read_table(path)
     except (OSError, pa.ArrowException) as exc:
         raise IngestError(
-            f"{path.name} is not a readable Parquet file ({exc}); fix the file."
+            f"{_label(path)} is not a readable Parquet file ({exc}); fix the file."
         ) from None
-    _check_header(path.name, table.column_names, spec)
+    _check_header(_label(path), table.column_names, spec)
     columns = {}
     for name in spec.column_names:
         if name not in table.column_names:
@@ -234,7 +241,7 @@ def _read_parquet(path: Path, spec: TableSpec) -> Landed:
         column = table.column(name)
         if pa.types.is_nested(column.type) or pa.types.is_dictionary(column.type) and \
                 pa.types.is_nested(column.type.value_type):
-            raise IngestError(f"{path.name} has column {name} of type {column.type}, not single "
+            raise IngestError(f"{_label(path)} has column {name} of type {column.type}, not single "
                               "values; export it with one plain value per row.")
         try:
             text = column.cast(pa.string())
@@ -242,11 +249,11 @@ def _read_parquet(path: Path, spec: TableSpec) -> Landed:
             what = ("bytes that are not valid UTF-8 text"
                     if pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type)
                     else f"values of type {column.type} that cannot be read as text")
-            raise IngestError(f"{path.name} has {what} in column {name}; re-export that column "
+            raise IngestError(f"{_label(path)} has {what} in column {name}; re-export that column "
                               "as UTF-8 text.") from None
         columns[name] = text.to_pandas(types_mapper={pa.string(): STRING}.get)
     frame = pd.DataFrame(columns)
-    return Landed(path.name, _strings(frame), np.arange(1, len(frame) + 1), [])
+    return Landed(_label(path), _strings(frame), np.arange(1, len(frame) + 1), [])
 
 
 def _closest(column: str, missing: list[str], extra: list[str]) -> str:
@@ -282,45 +289,84 @@ def _check_header(file_name: str, header: list[str], spec: TableSpec) -> None:
 
 #: files a landing folder may hold besides the tables (the importers' reports)
 LANDING_EXTRAS = frozenset({"import_report.json"})
+_FORMATS = (".csv", ".parquet")
+
+
+def _parts(folder: Path) -> list[Path]:
+    """The part files of a table's folder, in name order."""
+    parts = sorted(p for p in folder.iterdir()
+                   if p.suffix in _FORMATS and p.is_file() and p.name[0] not in "._")
+    if not parts:
+        raise IngestError(f"{folder.name}/ holds no .csv or .parquet part; put the {folder.name} "
+                          f"rows in files such as {folder.name}/part-1.csv, or remove the folder.")
+    if len({p.suffix for p in parts}) > 1:
+        raise IngestError(f"{folder.name}/ mixes .csv and .parquet parts; export every part of "
+                          "a table in one format.")
+    return parts
+
+
+def unread_files(source_dir: Path) -> list[str]:
+    """What a landing folder holds that no table reads (hidden files aside), as relative paths:
+    files other than <table>.csv, <table>.parquet, a <table>/ folder of parts and the importers'
+    reports, and what a folder of parts holds besides its parts."""
+    tables = {spec.name for spec in TABLES}
+    expected = {f"{name}{suffix}" for name in tables for suffix in _FORMATS} | LANDING_EXTRAS
+    unread = []
+    for path in sorted(source_dir.iterdir()):
+        if path.name.startswith("."):
+            continue
+        if path.name in tables and path.is_dir():
+            # names starting with _ or . are an exporter's markers (Spark's _SUCCESS, .crc)
+            unread += [f"{path.name}/{p.name}" for p in sorted(path.iterdir())
+                       if p.name[0] not in "._" and (p.suffix not in _FORMATS
+                                                      or not p.is_file())]
+        elif path.name not in expected:
+            unread.append(path.name)
+    return unread
 
 
 def landing_files(source_dir: Path) -> dict[str, Path | None]:
-    """The file of each table (<table>.csv, else <table>.parquet; None: an optional table
-    without a file); a missing required file or two byte-identical files stop the run."""
+    """The source of each table: <table>.csv, else <table>.parquet, else a <table>/ folder of
+    parts (None: an optional table without a file). A missing required file, a table given
+    both as a file and as a folder, or two byte-identical files stop the run."""
     files: dict[str, Path | None] = {}
-    expected = {f"{spec.name}{suffix}" for spec in TABLES for suffix in (".csv", ".parquet")}
-    entries = sorted(source_dir.iterdir())
-    for path in entries:
+    expected = {f"{spec.name}{suffix}" for spec in TABLES for suffix in _FORMATS}
+    for path in sorted(source_dir.iterdir()):
         if path.name in expected and path.is_dir():
             raise IngestError(f"{path} is a folder, not a file; put the {path.stem} table's "
-                              f"rows in one {path.name} file.")
-    unexpected = [p.name for p in entries
-                  if p.name not in expected | LANDING_EXTRAS and not p.name.startswith(".")]
-    if unexpected:
-        log.warning("Landing folder %s: %s not read (only <table>.csv or <table>.parquet of "
-                    "docs/raw_contract.md are)", source_dir, ", ".join(unexpected))
+                              f"rows in one {path.name} file or in parts in a {path.stem}/ folder.")
+    unread = unread_files(source_dir)
+    if unread:
+        log.warning("Landing folder %s: %s not read (only <table>.csv, <table>.parquet or a "
+                    "<table>/ folder of parts of docs/raw_contract.md are)", source_dir,
+                    ", ".join(unread))
     for spec in TABLES:
         csv_path = source_dir / f"{spec.name}.csv"
         parquet_path = source_dir / f"{spec.name}.parquet"
-        if csv_path.exists() and parquet_path.exists():
-            log.warning(
-                "%s: both %s and %s exist; reading the CSV",
-                spec.name,
-                csv_path.name,
-                parquet_path.name,
-            )
-        if csv_path.exists() or parquet_path.exists():
-            files[spec.name] = csv_path if csv_path.exists() else parquet_path
+        folder = source_dir / spec.name
+        given = [p for p in (csv_path, parquet_path) if p.exists()]
+        if folder.is_dir():
+            if given:
+                raise IngestError(f"The {spec.name} table is in both {given[0].name} and the "
+                                  f"folder {spec.name}/; keep one of them.")
+            _parts(folder)
+            files[spec.name] = folder
+            continue
+        if len(given) == 2:
+            log.warning("%s: both %s and %s exist; reading the CSV", spec.name, csv_path.name,
+                        parquet_path.name)
+        if given:
+            files[spec.name] = given[0]
         elif spec.required_file:
             raise IngestError(
                 f"{csv_path} is missing; every landing folder needs {spec.name}.csv "
-                "(see docs/raw_contract.md)."
+                f"(or a folder {spec.name}/ of parts; see docs/raw_contract.md)."
             )
         else:
             files[spec.name] = None
     seen: dict[str, Path] = {}
     for table, path in files.items():
-        if path is None or path.stat().st_size == 0:
+        if path is None or path.is_dir() or path.stat().st_size == 0:
             continue  # an empty file is reported when it is read
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         if digest in seen:
@@ -332,11 +378,10 @@ def landing_files(source_dir: Path) -> dict[str, Path | None]:
     return files
 
 
-def read_landing(path: Path, spec: TableSpec) -> Landed:
-    """Read one landing file; an empty file, or a required table without rows, stops the run."""
+def _read_file(path: Path, spec: TableSpec) -> Landed:
     if path.stat().st_size == 0:
         raise IngestError(
-            f"{path.name} is empty (0 bytes); export it with the header line "
+            f"{_label(path)} is empty (0 bytes); export it with the header line "
             f"{','.join(spec.header_names)} and its rows."
         )
     landed = _read_parquet(path, spec) if path.suffix == ".parquet" else _read_csv(path, spec)
@@ -344,10 +389,41 @@ def read_landing(path: Path, spec: TableSpec) -> Landed:
     absent = [c for c in spec.column_names if c not in landed.values.columns]
     for name in absent:
         landed.values[name] = pd.Series(pd.NA, index=landed.values.index, dtype=STRING)
+    landed.present = tuple(c for c in spec.column_names if c not in absent)
     landed.values = landed.values[spec.column_names]
+    return landed
+
+
+def _together(folder: Path, parts: list[Landed]) -> Landed:
+    """The parts of a table as one file: rows in part order, each row naming its part (a key
+    repeated in a later part is then quarantined as a duplicate of the earlier row)."""
+    first = parts[0]
+    for part in parts[1:]:
+        if (part.header_width, part.present) != (first.header_width, first.present):
+            raise IngestError(f"{part.source_file} has other columns than {first.source_file}; "
+                              "export every part of a table with the same header.")
+    files = [p.source_file for p in parts]  # orders/part-1.csv
+    return Landed(
+        f"{folder.name}/",
+        pd.concat([p.values for p in parts], ignore_index=True),
+        np.concatenate([p.lines for p in parts]),
+        [bad for p in parts for bad in p.bad_format],
+        first.header_width,
+        np.array([f for f, p in zip(files, parts) for _ in range(len(p.values))]
+                 + [f for f, p in zip(files, parts) for _ in p.bad_format], dtype=object),
+    )
+
+
+def read_landing(path: Path, spec: TableSpec) -> Landed:
+    """Read one landing file or folder of parts; an empty file, or a required table without
+    rows, stops the run."""
+    if path.is_dir():
+        landed = _together(path, [_read_file(part, spec) for part in _parts(path)])
+    else:
+        landed = _read_file(path, spec)
     if spec.required_file and len(landed.values) + len(landed.bad_format) == 0:
         raise IngestError(
-            f"{path.name} has a header but no rows; export the {spec.name} rows too (only "
+            f"{_label(path)} has a header but no rows; export the {spec.name} rows too (only "
             "optional tables such as holidays may be empty)."
         )
     return landed
@@ -546,7 +622,8 @@ def validate(
         {
             "run_id": run_id,
             "table_name": spec.name,
-            "source_file": landed.source_file,
+            "source_file": (landed.source_file if landed.files is None else
+                            np.concatenate([landed.files[bad_rows], landed.files[n:]])),
             "source_line": np.concatenate(
                 [landed.lines[bad_rows], [line for line, _ in landed.bad_format]]
             ).astype(np.int64),
@@ -605,8 +682,11 @@ def cut_as_of(landed: Landed, spec: TableSpec, as_of: datetime,
         key = columns[spec.primary_key[0]]
         keys = pd.Index(_parse(raw[key.name], key)[0][later.to_numpy()].dropna())
     kept = ~later.to_numpy()
+    files = landed.files
+    if files is not None:
+        files = np.concatenate([files[:len(kept)][kept], files[len(kept):]])
     cut = Landed(landed.source_file, values[kept].reset_index(drop=True), landed.lines[kept],
-                 landed.bad_format, landed.header_width)
+                 landed.bad_format, landed.header_width, files, landed.present)
     return cut, keys
 
 
@@ -709,6 +789,10 @@ def run_ingest(
         cur.execute("truncate " + ", ".join(f"raw.{t.name}" for t in reversed(TABLES)))
         cur.execute("delete from raw.quarantine where run_id = %s", (run_id,))
         cur.execute("delete from audit.ingest_runs where run_id = %s", (run_id,))
+        cur.execute("delete from audit.landing_unread where run_id = %s", (run_id,))
+        for path in unread_files(source_dir):
+            cur.execute("insert into audit.landing_unread (run_id, path) values (%s, %s)",
+                        (run_id, path))
         for checked in checked_tables:
             name = checked.spec.name
             loaded, quarantined = len(checked.loaded), len(checked.quarantine)

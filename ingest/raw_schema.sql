@@ -120,3 +120,11 @@ alter table audit.ingest_runs add column if not exists source_dir text;
 -- dated at or after it, left out because they did not exist yet (input_rows counts the rest)
 alter table audit.ingest_runs add column if not exists as_of timestamp;
 alter table audit.ingest_runs add column if not exists later_rows bigint not null default 0;
+
+-- what a load's landing folder held that no table reads (ingest.load.unread_files): a
+-- re-delivered part under another name, a file in the wrong folder; the run summary names them
+create table if not exists audit.landing_unread (
+    run_id      text not null,
+    path        text not null,   -- relative to the landing folder
+    primary key (run_id, path)
+);

@@ -172,6 +172,21 @@ def published_summary(settings: Settings, plan_week: str | None = None) -> dict:
     return plan
 
 
+def landing_lines(run_id: str, settings: Settings) -> list[str]:
+    """The landing folder's files that no table read (a re-delivered part, a misplaced file)."""
+    from promoflow.warehouse import connect
+
+    with connect(settings) as conn, conn.cursor() as cur:
+        cur.execute("select path from audit.landing_unread where run_id = %s order by path",
+                    (run_id,))
+        unread = [path for (path,) in cur.fetchall()]
+    if not unread:
+        return []
+    return [f"  warning: the landing folder holds files that were not read: {', '.join(unread)} "
+            "(only <table>.csv, <table>.parquet or a <table>/ folder of parts are; "
+            "audit.landing_unread)"]
+
+
 def model_lines(run_dir: Path) -> list[str]:
     """How much data each model had and how it did against its baseline (holdout weeks); for
     the recommender, its champion and every candidate's holdout metrics with 95% intervals."""
@@ -263,6 +278,7 @@ def print_summary(plan: dict, settings: Settings) -> None:
     for product_id, name, category, depth, profit in plan["top_lines"]:
         lines.append(f"    {product_id:>8} {(name or '')[:30]:<30} {category[:20]:<20} {depth:>4.0%} "
                      f"{profit:>10,.2f}")
+    lines += landing_lines(plan["run_id"], settings)
     lines += model_lines(settings.runs_dir / plan["run_id"])
     lines += score_lines(plan["run_id"], settings)
     from quality.checkpoints import data_docs_dir

@@ -26,6 +26,7 @@ class Row:
     line: int
     reason: str
     detail: str
+    file: str = ""  # the source file, when not <table>.csv (a part of a folder of parts)
 
 
 @dataclass(frozen=True)
@@ -559,6 +560,68 @@ def stray_files_beside_the_tables(landing: Landing) -> Loaded:
     return Loaded()  # named in a warning, not read
 
 
+def _split(landing: Landing, table: str, parts: int, suffix: str = ".csv") -> list[Path]:
+    """Move <table>.csv into a <table>/ folder of `parts` parts, each with the header (the
+    rows cut in order into nearly equal parts); the part files, in order."""
+    header, *rows = landing.lines(table)
+    landing.file(table).unlink()
+    folder = landing.path / table
+    folder.mkdir()
+    size = -(-len(rows) // parts)
+    paths = []
+    for k in range(parts):
+        path = folder / f"part-{k:05d}{suffix}"
+        chunk = "".join(row + "\n" for row in rows[k * size:(k + 1) * size])
+        path.write_text(header + "\n" + chunk)
+        paths.append(path)
+    return paths
+
+
+@case
+def table_delivered_as_a_folder_of_parts(landing: Landing) -> Loaded:
+    _split(landing, "order_lines", 3)
+    orders = _split(landing, "orders", 2)
+    (orders[0].parent / "_SUCCESS").write_text("")  # a Spark or Hadoop exporter's marker
+    (orders[0].parent / f".{orders[0].name}.crc").write_text("")
+    return Loaded()  # the parts load as one table, the markers are not named
+
+
+@case
+def key_repeated_in_a_later_part(landing: Landing) -> Loaded:
+    first, second = _split(landing, "order_lines", 2)
+    repeated = first.read_text().splitlines()[-1]  # re-delivered in the second part
+    second.write_text(second.read_text() + repeated + "\n")
+    line = len(second.read_text().splitlines())
+    key = ", ".join(repeated.split(",")[:2])
+    return Loaded([Row("order_lines", line, "duplicate_key",
+                       f"(order_id, line_number) = ({key}) repeats an earlier row",
+                       "order_lines/part-00001.csv")], {"order_lines": 1})
+
+
+@case
+def bad_line_in_one_part(landing: Landing) -> Loaded:
+    _, second = _split(landing, "customers", 2)
+    second.write_text(second.read_text() + "999001,2025-01-01\n")
+    line = len(second.read_text().splitlines())
+    return Loaded([Row("customers", line, "bad_format", "2 fields, the header has",
+                       "customers/part-00001.csv")], {"customers": 1})
+
+
+@case
+def parquet_parts(landing: Landing) -> Loaded:
+    for path in _split(landing, "products", 2):
+        pd.read_csv(path, dtype=str).to_parquet(path.with_suffix(".parquet"), index=False)
+        path.unlink()
+    return Loaded()
+
+
+@case
+def folder_of_parts_with_a_stray_file(landing: Landing) -> Loaded:
+    first, _ = _split(landing, "promotions", 2)
+    (first.parent / "readme.txt").write_text("promotions export, two parts\n")
+    return Loaded()  # named in a warning and in audit.landing_unread, not read
+
+
 # --- file level: refused, raw unchanged -----------------------------------------------------
 def _as_parquet(landing: Landing, table: str, column: str,
                 values: Callable[[pd.Series], pa.Array]) -> None:
@@ -600,8 +663,52 @@ def folder_named_like_a_table_file(landing: Landing) -> Refused:
     landing.file("promotions").mkdir()
     return Refused(
         f"{landing.file('promotions')} is a folder, not a file; put the promotions table's rows "
-        "in one promotions.csv file."
+        "in one promotions.csv file or in parts in a promotions/ folder."
     )
+
+
+@case
+def a_table_as_a_file_and_as_a_folder(landing: Landing) -> Refused:
+    (landing.path / "orders").mkdir()
+    (landing.path / "orders" / "part-1.csv").write_text(landing.file("orders").read_text())
+    return Refused("The orders table is in both orders.csv and the folder orders/; keep one of "
+                   "them.")
+
+
+@case
+def folder_of_parts_without_a_part(landing: Landing) -> Refused:
+    landing.file("inventory").unlink()
+    (landing.path / "inventory").mkdir()
+    (landing.path / "inventory" / "_SUCCESS").write_text("")
+    return Refused("inventory/ holds no .csv or .parquet part; put the inventory rows in files "
+                   "such as inventory/part-1.csv, or remove the folder.")
+
+
+@case
+def parts_with_other_headers(landing: Landing) -> Refused:
+    _, second = _split(landing, "products", 2)
+    frame = pd.read_csv(second, dtype=str, keep_default_na=False)
+    frame.assign(comment="second delivery").to_csv(second, index=False)
+    return Refused("products/part-00001.csv has other columns than products/part-00000.csv; "
+                   "export every part of a table with the same header.")
+
+
+@case
+def parts_in_two_formats(landing: Landing) -> Refused:
+    _, second = _split(landing, "holidays", 2)
+    pd.read_csv(second, dtype=str).to_parquet(second.with_suffix(".parquet"), index=False)
+    second.unlink()
+    return Refused("holidays/ mixes .csv and .parquet parts; export every part of a table in "
+                   "one format.")
+
+
+@case
+def empty_part(landing: Landing) -> Refused:
+    _, second = _split(landing, "promotions", 2)
+    second.write_text("")
+    return Refused("promotions/part-00001.csv is empty (0 bytes); export it with the header "
+                   "line promotion_id,product_id,start_date,end_date,discount_depth,promo_type "
+                   "and its rows.")
 
 
 @case
@@ -609,7 +716,7 @@ def missing_required_file(landing: Landing) -> Refused:
     landing.file("inventory").unlink()
     return Refused(
         f"{landing.file('inventory')} is missing; every landing folder needs inventory.csv "
-        "(see docs/raw_contract.md)."
+        "(or a folder inventory/ of parts; see docs/raw_contract.md)."
     )
 
 

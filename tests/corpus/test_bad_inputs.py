@@ -142,7 +142,7 @@ def test_bad_input(
         details = {(t, line): (file, detail) for t, file, line, _, detail in rows}
         for r in expected.quarantined:
             source_file, detail = details[(r.table, r.line)]
-            assert source_file == f"{r.table}.csv" and r.detail in detail, (r, detail)
+            assert source_file == (r.file or f"{r.table}.csv") and r.detail in detail, (r, detail)
         audit = _query(
             settings,
             "select table_name, input_rows, loaded_rows, quarantined_rows "

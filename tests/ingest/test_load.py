@@ -407,3 +407,29 @@ def test_files_the_load_does_not_read_are_named_in_a_warning(
     assert files["orders"] == landing / "orders.csv"
     warnings = [r.getMessage() for r in caplog.records if "not read" in r.getMessage()]
     assert len(warnings) == 1 and ": extra, orders_2.csv not read" in warnings[0]
+
+
+def test_unread_files_are_kept_in_the_audit_for_the_run_summary(
+    settings: Settings, tiny_landing: Path, tmp_path: Path
+) -> None:
+    from local.runner import landing_lines
+
+    landing = Path(shutil.copytree(tiny_landing, tmp_path / "landing"))
+    (landing / "orders_2.csv").write_text((landing / "orders.csv").read_text())
+    (landing / "promotions").mkdir()
+    (landing / "promotions.csv").rename(landing / "promotions" / "part-0.csv")
+    (landing / "promotions" / "readme.txt").write_text("one part\n")
+    (landing / "promotions" / "_SUCCESS").write_text("")
+    counts = run_ingest(landing, "unread", settings, as_of=AS_OF)
+    assert counts["promotions"]["loaded"] == len((tiny_landing / "promotions.csv")
+                                                 .read_text().splitlines()) - 1
+    assert _query(settings, "select path from audit.landing_unread where run_id = 'unread' "
+                  "order by path") == [("orders_2.csv",), ("promotions/readme.txt",)]
+    (line,) = landing_lines("unread", settings)
+    assert "not read: orders_2.csv, promotions/readme.txt" in line
+    (landing / "orders_2.csv").unlink()
+    run_ingest(landing, "unread", settings, as_of=AS_OF)  # a rerun replaces the run's record
+    assert _query(settings, "select path from audit.landing_unread where run_id = 'unread'") == [
+        ("promotions/readme.txt",)]
+    run_ingest(tiny_landing, "clean-again", settings, as_of=AS_OF)
+    assert landing_lines("clean-again", settings) == []
