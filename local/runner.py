@@ -182,9 +182,9 @@ def landing_lines(run_id: str, settings: Settings) -> list[str]:
         unread = [path for (path,) in cur.fetchall()]
     if not unread:
         return []
-    return [f"  warning: the landing folder holds files that were not read: {', '.join(unread)} "
-            "(only <table>.csv, <table>.parquet or a <table>/ folder of parts are; "
-            "audit.landing_unread)"]
+    return [(f"  warning: the landing folder holds files that were not read: {', '.join(unread)} "
+             "(only <table>.csv, <table>.parquet or a <table>/ folder of parts are; "
+             "audit.landing_unread)")]
 
 
 def model_lines(run_dir: Path) -> list[str]:
