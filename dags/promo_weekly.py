@@ -188,9 +188,11 @@ def promo_weekly():
 
     @task(**RETRY, execution_timeout=2 * HOUR)
     def spark_features(run: dict) -> dict:
+        from promoflow.storage import StorageError
         from spark_jobs.run_all import build_features
 
-        return build_features(_run(run))
+        with _no_retry(StorageError):  # a full disk or unwritable lake waits for a person
+            return build_features(_run(run))
 
     @task(**RETRY, execution_timeout=2 * HOUR)
     def segment_customers(run: dict) -> dict:

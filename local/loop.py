@@ -30,7 +30,7 @@ import time
 
 import pandas as pd
 
-from local.runner import DAG_ID, VENV_BIN, _timed, prepare_airflow, run_weekly
+from local.runner import DAG_ID, dag_test, prepare_airflow, run_weekly
 from promoflow.logs import setup_logging
 from promoflow.run import RunConfigError, add_cli_arguments, params_from_cli
 from promoflow.settings import Settings, get_settings
@@ -46,11 +46,9 @@ def loop_history_end(weeks: int, today: dt.date | None = None) -> dt.date:
     return last_sunday - dt.timedelta(weeks=weeks)
 
 
-def measure_with_dag(dataset: str, env: dict[str, str]) -> None:
+def measure_with_dag(dataset: str, env: dict[str, str], settings: Settings) -> None:
     """Run promo_measure once in-process, as the Asset event of the weekly run would."""
-    conf = json.dumps({"dataset": dataset, "plan_week": ""})
-    _timed("DAG promo_measure", [str(VENV_BIN / "airflow"), "dags", "test", "promo_measure",
-                                 "--conf", conf], env)
+    dag_test("promo_measure", {"dataset": dataset, "plan_week": ""}, env, settings)
 
 
 def week_table(dataset: str, settings: Settings) -> pd.DataFrame:
@@ -180,7 +178,7 @@ def run_loop(preset: str, weeks: int, seed: int, extra: dict, settings: Settings
     for k in range(weeks + 1):
         plan = run_weekly({**extra, "dataset": dataset, "seed": seed}, settings)
         env = env or prepare_airflow(settings)  # the weekly run made Airflow's database ready
-        measure_with_dag(dataset, env)
+        measure_with_dag(dataset, env, settings)
         if k == weeks:
             break
         segments = published_segments(plan["run_id"], settings)[1]

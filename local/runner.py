@@ -31,6 +31,7 @@ from promoflow.run import (
     validate_params,
 )
 from promoflow.settings import PROJECT_ROOT, Settings, get_settings
+from promoflow.warehouse import WarehouseUnavailable
 
 log = logging.getLogger("local.runner")
 
@@ -121,6 +122,70 @@ def prepare_airflow(settings: Settings) -> dict[str, str]:
     return env
 
 
+def _server_down(settings: Settings) -> str | None:
+    """Why PostgreSQL does not answer (its error, shortened), or None when it does."""
+    import psycopg2
+
+    try:
+        psycopg2.connect(host=settings.pg_host, port=settings.pg_port, dbname="postgres",
+                         user=settings.pg_user, password=settings.pg_password,
+                         connect_timeout=5).close()
+    except psycopg2.OperationalError as error:
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        return first.rsplit("failed: ", 1)[-1]
+    return None
+
+
+def fail_stale_test_runs(dag_id: str, settings: Settings) -> list[str]:
+    """Mark failed the runs of `dag_id` that an in-process run (`airflow dags test`) left marked
+    running or queued: its process ended without ending them, because PostgreSQL, which holds
+    Airflow's metadata too, stopped under it or the process was killed. Their unfinished tasks
+    are marked as Airflow marks them when a run is failed by hand (running: failed, the others:
+    skipped). Runs of the scheduler, the UI or the API are left alone. Returns the run ids."""
+    import psycopg2
+
+    conn = psycopg2.connect(host=settings.pg_host, port=settings.pg_port,
+                            dbname=f"{settings.pg_db}_airflow", user=settings.pg_user,
+                            password=settings.pg_password, connect_timeout=10)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(
+                "with stale as (update dag_run set state = 'failed', end_date = now() "
+                "  where dag_id = %s and state in ('running', 'queued') and triggered_by = 'TEST' "
+                "  returning dag_id, run_id), "
+                "tasks as (update task_instance t set state = case t.state when 'running' "
+                "  then 'failed' else 'skipped' end, end_date = now() from stale s "
+                "  where t.dag_id = s.dag_id and t.run_id = s.run_id and t.state in ("
+                "  'running', 'queued', 'scheduled', 'up_for_retry', 'up_for_reschedule', "
+                "  'deferred', 'restarting')) "
+                "select run_id from stale order by run_id", (dag_id,))
+            stale = [run_id for (run_id,) in cur.fetchall()]
+    finally:
+        conn.close()
+    for run_id in stale:
+        log.warning("Airflow run %s of %s was left running by a run that stopped (PostgreSQL "
+                    "or its process went away); marked failed", run_id, dag_id)
+    return stale
+
+
+def dag_test(dag_id: str, conf: dict, env: dict[str, str], settings: Settings) -> float:
+    """One run of the DAG in this process (`airflow dags test`), after failing the runs an earlier
+    one left marked running; a run that fails because PostgreSQL stopped answering says so."""
+    fail_stale_test_runs(dag_id, settings)
+    try:
+        return _timed(f"DAG {dag_id}", [str(VENV_BIN / "airflow"), "dags", "test", dag_id,
+                                        "--conf", json.dumps(conf)], env)
+    except SystemExit:
+        down = _server_down(settings)
+        if down is None:
+            raise
+        raise SystemExit(
+            f"error: PostgreSQL at {settings.pg_host}:{settings.pg_port} stopped answering during "
+            f"the {dag_id} run ({down}); start it again (`make services` starts the embedded "
+            "server) and rerun the same command, which runs the week again from its start."
+        ) from None
+
+
 def run_weekly(params: RunParams | dict, settings: Settings | None = None) -> dict:
     """Run the DAG once in-process (`airflow dags test`) and return the published plan."""
     s = settings or get_settings()
@@ -129,8 +194,7 @@ def run_weekly(params: RunParams | dict, settings: Settings | None = None) -> di
     except RunConfigError as error:
         raise SystemExit(f"error: {error}") from None
     env = prepare_airflow(s)
-    conf = json.dumps(checked.to_dict())
-    _timed(f"DAG {DAG_ID}", [str(VENV_BIN / "airflow"), "dags", "test", DAG_ID, "--conf", conf], env)
+    dag_test(DAG_ID, checked.to_dict(), env, s)
     week = checked.plan_week
     return published_summary(s, week.isoformat() if week else None)
 
@@ -333,6 +397,14 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("airflow", help="start the Airflow UI (standalone)")
     args = parser.parse_args(argv)
     settings = get_settings()
+    try:
+        _command(args, settings)
+    except WarehouseUnavailable as error:  # the server is down before or between the runs
+        raise SystemExit(f"error: {error}") from None
+    return 0
+
+
+def _command(args, settings: Settings) -> None:
     if args.command == "generate" and args.preset == "completejourney":
         from sources.completejourney import import_completejourney
 
@@ -360,7 +432,6 @@ def main(argv: list[str] | None = None) -> int:
         print_summary(run_weekly(params, settings), settings)
     else:
         serve_airflow(settings)
-    return 0
 
 
 if __name__ == "__main__":

@@ -308,8 +308,8 @@ SQL = {
 
 
 def threads_of(master: str) -> int:
-    """The cores a Spark master gives the jobs here: N of local[N], else every core."""
-    match = re.fullmatch(r"local\[(\d+)\]", master)
+    """The cores a Spark master gives the jobs here: N of local[N] or local[N,F], else every core."""
+    match = re.fullmatch(r"local\[(\d+)(,\d+)?\]", master)
     if match:
         return int(match.group(1))
     return 1 if master == "local" else os.cpu_count() or 1

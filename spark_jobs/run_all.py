@@ -21,6 +21,7 @@ from pyspark.sql import SparkSession
 from promoflow.logs import setup_logging
 from promoflow.run import Run
 from promoflow.settings import Settings, get_settings
+from promoflow.storage import StorageError, writes_to
 from spark_jobs import customer_features, product_features, product_week_features
 from spark_jobs.handoff import HandoffError, MartHandoff
 from spark_jobs.session import FeatureJobError, get_spark, read_mart, stop_spark
@@ -54,14 +55,17 @@ def run_all(
     """
     started = time.time()
     own_session = spark is None and SparkSession.getActiveSession() is None
-    if spark is None:
-        spark = get_spark(settings)
-        log.info("Spark session ready in %.1f s", time.time() - started)
-    try:
-        return run_jobs(spark, handoff or MartHandoff(settings), plan_week, settings, out_dir)
-    finally:
-        if own_session:
-            stop_spark(spark)
+    # a full disk or an unwritable lake: refused before Spark starts, or said in one sentence
+    # when the disk fills up during the jobs
+    with writes_to(settings.lake_dir if out_dir is None else out_dir):
+        if spark is None:
+            spark = get_spark(settings)
+            log.info("Spark session ready in %.1f s", time.time() - started)
+        try:
+            return run_jobs(spark, handoff or MartHandoff(settings), plan_week, settings, out_dir)
+        finally:
+            if own_session:
+                stop_spark(spark)
 
 
 def run_jobs(
@@ -93,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         run_all(get_settings(), args.plan_week)
-    except (FeatureJobError, HandoffError) as exc:
+    except (FeatureJobError, HandoffError, StorageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
@@ -33,6 +34,21 @@ class FeatureJobError(ValueError):
 def is_local(master: str) -> bool:
     """Whether the master runs Spark inside this process (local, local[N], local[*])."""
     return master == "local" or master.startswith("local[")
+
+
+#: tries of a task before its job fails, on a local master as on a cluster (spark.task.maxFailures
+#: is 4 there): a task lost with its Python worker or executor runs again
+TASK_TRIES = 4
+
+
+def with_task_retries(master: str) -> str:
+    """A local master that tries a failed task again: local[N] runs each task once (a lost Python
+    worker fails the job), local[N,F] up to F times. Other masters are returned unchanged."""
+    if master == "local":
+        return f"local[1,{TASK_TRIES}]"
+    if is_local(master) and "," not in master:
+        return f"{master[:-1]},{TASK_TRIES}]"
+    return master
 
 
 def session_conf(settings: Settings) -> dict[str, str]:
@@ -65,7 +81,10 @@ def get_spark(settings: Settings, app_name: str = APP_NAME) -> SparkSession:
     if is_local(settings.spark_master):
         (settings.tmp_dir / "spark").mkdir(parents=True, exist_ok=True)
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    builder = SparkSession.builder.master(settings.spark_master).appName(app_name)
+        # Python workers run in this interpreter (its packages), not the first python3 on PATH
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    builder = SparkSession.builder.master(with_task_retries(settings.spark_master)).appName(
+        app_name)
     for key, value in session_conf(settings).items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()

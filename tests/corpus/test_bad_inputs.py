@@ -1,13 +1,15 @@
 """Ingest against the bad-input corpus (tests/corpus/cases.py) on the real warehouse.
 
-A published plan exists before the cases and must be identical after each one; a refused
-landing folder must leave raw, quarantine and audit exactly as they were.
+A refused landing folder must leave raw, quarantine and audit exactly as they were. Through the
+whole weekly run, a refused folder and a folder the raw gate stops must leave the published
+plan as it was: the run stops at ingest or at the gate and publishes nothing.
 """
 
 from __future__ import annotations
 
 import re
 import shutil
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -16,6 +18,7 @@ import pytest
 
 from ingest.contract import TABLES
 from ingest.load import IngestError, run_ingest
+from local.runner import run_weekly
 from promoflow import warehouse
 from promoflow.settings import PROJECT_ROOT, Settings
 from publish.publish import publish_plan
@@ -99,13 +102,6 @@ def clean(
     return run_ingest(landing, "corpus-clean", settings, as_of=AS_OF)
 
 
-@pytest.fixture(scope="module")
-def published(settings: Settings, clean: dict) -> dict[str, tuple]:
-    state = _fingerprint(settings, PUBLISHED)
-    assert all(count > 0 for count, _ in state.values())
-    return state
-
-
 @pytest.mark.parametrize("name", list(CASES))
 def test_bad_input(
     name: str,
@@ -113,7 +109,6 @@ def test_bad_input(
     tiny_landing: Path,
     tmp_path: Path,
     clean: dict[str, dict[str, int]],
-    published: dict[str, tuple],
 ) -> None:
     landing = Landing(Path(shutil.copytree(tiny_landing, tmp_path / "landing")))
     _first_contract(landing.path)
@@ -157,6 +152,44 @@ def test_bad_input(
             assert c["input"] == c["loaded"] + c["quarantined"], spec.name
             assert c["quarantined"] == quarantined, spec.name
             assert _query(settings, f"select count(*) from raw.{spec.name}")[0][0] == c["loaded"]
+
+
+def _task_states(settings: Settings, dataset: str) -> dict[str, str | None]:
+    """The task states of the dataset's latest weekly run in Airflow's metadata database."""
+    with warehouse.connect(replace(settings, pg_db=f"{settings.pg_db}_airflow")) as conn, \
+            conn.cursor() as cur:
+        cur.execute("select t.task_id, t.state from task_instance t join dag_run r using "
+                    "(dag_id, run_id) where r.dag_id = 'promo_weekly' and r.conf->>'dataset' = %s "
+                    "and r.id = (select max(id) from dag_run where dag_id = 'promo_weekly' "
+                    "and conf->>'dataset' = %s)", (dataset, dataset))
+        return dict(cur.fetchall())
+
+
+def _quarantine_a_tenth_of_the_order_lines(landing: Landing) -> Loaded:
+    header, *rows = landing.lines("order_lines")
+    rows = [row.replace(",1,", ",one,", 1) if k % 10 == 0 else row for k, row in enumerate(rows)]
+    landing.write("order_lines", "\n".join([header, *rows]) + "\n")
+    return Loaded()
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(("corrupt", "stopped_by"), [
+    (CASES["not_utf8"], "ingest"),  # refused: the load raises
+    (_quarantine_a_tenth_of_the_order_lines, "check_raw"),  # loads, beyond the quarantine limit
+])
+def test_a_bad_folder_stops_the_weekly_run_before_anything_is_published(
+    corrupt, stopped_by: str, settings: Settings, tiny_landing: Path, clean: dict
+) -> None:
+    dataset = f"corpus_{stopped_by}"
+    landing = Landing(Path(shutil.copytree(tiny_landing, settings.landing_dir / dataset)))
+    corrupt(landing)
+    published = _fingerprint(settings, PUBLISHED)
+    assert all(count > 0 for count, _ in published.values())
+    with pytest.raises(SystemExit, match="DAG promo_weekly failed"):
+        run_weekly({"dataset": dataset, "budget": 100.0, "epochs": 0, "seed": 42}, settings)
+    states = _task_states(settings, dataset)
+    assert states[stopped_by] == "failed"
+    assert states["publish"] in (None, "upstream_failed")
     assert _fingerprint(settings, PUBLISHED) == published
 
 
