@@ -70,8 +70,13 @@ def _is_running(data_dir: Path) -> bool:
     if not (data_dir / "PG_VERSION").exists():
         return False
     result = subprocess.run(
-        _as_user() + [_pg_bin("pg_ctl"), "status", "-D", str(data_dir)], capture_output=True, check=False
+        _as_user() + [_pg_bin("pg_ctl"), "status", "-D", str(data_dir)], capture_output=True,
+        check=False, text=True,
     )
+    if result.returncode == 4:  # the data folder cannot be read: whether it runs is unknown
+        raise LocalPgError(f"pg_ctl cannot read the data folder {data_dir} "
+                           f"({(result.stderr or result.stdout).strip().rsplit(': ', 1)[-1]}); "
+                           "let the server's account reach it (every parent folder needs o+x).")
     return result.returncode == 0
 
 

@@ -14,6 +14,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -66,8 +67,10 @@ class Server:
 
 
 @pytest.fixture(scope="module")
-def server(settings: Settings, tiny_landing: Path, tmp_path_factory: pytest.TempPathFactory):
-    work = tmp_path_factory.mktemp("pg_stops")
+def server(settings: Settings, tiny_landing: Path):
+    # not under pytest's own temporary folder: another pytest process makes that private again
+    # (mode 700), and the server's account would lose its way to the data folder
+    work = Path(tempfile.mkdtemp(prefix="promo-pg-stops-"))
     shutil.copytree(tiny_landing, work / "landing" / "tiny")
     shutil.copytree(settings.ground_truth_dir / "tiny", work / "ground_truth" / "tiny")
     port = _free_port()
@@ -76,6 +79,7 @@ def server(settings: Settings, tiny_landing: Path, tmp_path_factory: pytest.Temp
     server.pg("start")
     yield server
     server.pg("stop")
+    shutil.rmtree(work, ignore_errors=True)
 
 
 def _stop_during(server: Server, stage: str, log: Path) -> subprocess.CompletedProcess:

@@ -54,16 +54,14 @@ def test_a_file_where_the_lake_should_be(lake_settings: Settings, spark: SparkSe
 
 def test_a_full_disk_is_refused_before_spark_writes(lake_settings: Settings,
                                                     spark: SparkSession) -> None:
-    with _tmpfs(lake_settings.lake_dir, "256k"):
-        with pytest.raises(StorageError) as error:
-            run_all(lake_settings, spark=spark)
+    with _tmpfs(lake_settings.lake_dir, "256k"), pytest.raises(StorageError) as error:
+        run_all(lake_settings, spark=spark)
     assert str(error.value) == _sentence(lake_settings.lake_dir, "no space left on the device")
 
 
 def test_a_read_only_lake(lake_settings: Settings, spark: SparkSession) -> None:
-    with _tmpfs(lake_settings.lake_dir, "4m", ",ro"):
-        with pytest.raises(StorageError) as error:
-            run_all(lake_settings, spark=spark)
+    with _tmpfs(lake_settings.lake_dir, "4m", ",ro"), pytest.raises(StorageError) as error:
+        run_all(lake_settings, spark=spark)
     assert str(error.value) == _sentence(lake_settings.lake_dir, "the file system is read-only")
 
 
