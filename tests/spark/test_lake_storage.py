@@ -65,17 +65,21 @@ def test_a_read_only_lake(lake_settings: Settings, spark: SparkSession) -> None:
     assert str(error.value) == _sentence(lake_settings.lake_dir, "the file system is read-only")
 
 
+def _fill(disk: Path) -> None:
+    """Take the room left on `disk` (someone else's files)."""
+    with (disk / "filler").open("wb") as filler:
+        try:
+            while True:
+                filler.write(b"\0" * 65536)
+                filler.flush()
+        except OSError:
+            pass
+
+
 def test_a_disk_filling_up_during_a_spark_write(spark: SparkSession, tmp_path: Path) -> None:
-    with _tmpfs(tmp_path / "lake", "2m") as lake:
-        with pytest.raises(StorageError) as error, writes_to(lake):
-            with (lake / "filler").open("wb") as filler:  # someone else takes the room left
-                try:
-                    while True:
-                        filler.write(b"\0" * 65536)
-                        filler.flush()
-                except OSError:
-                    pass
-            spark.range(200_000).selectExpr("id", "uuid() as text").write.parquet(
-                uri(lake / "table"))
+    with _tmpfs(tmp_path / "lake", "2m") as lake, pytest.raises(StorageError) as error, \
+            writes_to(lake):
+        _fill(lake)
+        spark.range(200_000).selectExpr("id", "uuid() as text").write.parquet(uri(lake / "table"))
     assert str(error.value) == _sentence(lake, "no space left on the device")
     assert "No space left on device" in str(error.value.__cause__)  # Spark's own error
