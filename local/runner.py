@@ -170,20 +170,32 @@ def fail_stale_test_runs(dag_id: str, settings: Settings) -> list[str]:
 
 def dag_test(dag_id: str, conf: dict, env: dict[str, str], settings: Settings) -> float:
     """One run of the DAG in this process (`airflow dags test`), after failing the runs an earlier
-    one left marked running; a run that fails because PostgreSQL stopped answering says so."""
+    one left marked running. A failed run ends with one line: the failed task's error (its
+    sentence, from the failure alert), or that PostgreSQL stopped answering."""
     fail_stale_test_runs(dag_id, settings)
+    failures = settings.tmp_dir / f"failures-{dag_id}-{os.getpid()}.jsonl"
+    failures.unlink(missing_ok=True)
     try:
         return _timed(f"DAG {dag_id}", [str(VENV_BIN / "airflow"), "dags", "test", dag_id,
-                                        "--conf", json.dumps(conf)], env)
+                                        "--conf", json.dumps(conf)],
+                      {**env, "PROMO_FAILURE_LOG": str(failures)})
     except SystemExit:
         down = _server_down(settings)
         if down is None:
-            raise
+            failed = [json.loads(line) for line in failures.read_text().splitlines()] \
+                if failures.exists() else []
+            if not failed:
+                raise
+            first = failed[0]  # the later ones, if any, are listed in the log above
+            raise SystemExit(f"error: task {first['task_id']} of {dag_id} failed: "
+                             f"{first['error']}") from None
         raise SystemExit(
             f"error: PostgreSQL at {settings.pg_host}:{settings.pg_port} stopped answering during "
             f"the {dag_id} run ({down}); start it again (`make services` starts the embedded "
             "server) and rerun the same command, which runs the week again from its start."
         ) from None
+    finally:
+        failures.unlink(missing_ok=True)
 
 
 def run_weekly(params: RunParams | dict, settings: Settings | None = None) -> dict:

@@ -10,6 +10,8 @@ e.g. from the environment variable AIRFLOW_CONN_PROMO_ALERTS):
   from its extra `from_email`, through the SMTP provider's notifier.
 - no such connection: one warning log line in the task log.
 
+With PROMO_FAILURE_LOG set (the local runner sets it), the failure is also appended to that file.
+
 A task with retries alerts only on its last failed try (Airflow calls `on_retry_callback`
 before that).
 """
@@ -59,6 +61,15 @@ def failure_details(context) -> dict:
     return details
 
 
+def record_failure(details: dict) -> None:
+    """Append the failure as a JSON line to the file PROMO_FAILURE_LOG names, if any: the local
+    runner reads it to end a failed run with the failed task's own sentence."""
+    path = os.environ.get("PROMO_FAILURE_LOG")
+    if path:
+        with open(path, "a", encoding="utf-8") as out:
+            out.write(json.dumps({k: details[k] for k in ("dag_id", "task_id", "error")}) + "\n")
+
+
 def webhook_url(conn) -> str:
     host = conn.host or ""
     if "://" in host:
@@ -78,6 +89,7 @@ class FailureAlert(BaseNotifier):
 
     def notify(self, context) -> None:
         details = failure_details(context)
+        record_failure(details)
         conn_id = self.conn_id or alert_conn_id()
         try:
             conn = Connection.get(conn_id)

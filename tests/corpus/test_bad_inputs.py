@@ -182,11 +182,16 @@ def test_a_bad_folder_stops_the_weekly_run_before_anything_is_published(
 ) -> None:
     dataset = f"corpus_{stopped_by}"
     landing = Landing(Path(shutil.copytree(tiny_landing, settings.landing_dir / dataset)))
-    corrupt(landing)
+    expected = corrupt(landing)
     published = _fingerprint(settings, PUBLISHED)
     assert all(count > 0 for count, _ in published.values())
-    with pytest.raises(SystemExit, match="DAG promo_weekly failed"):
+    with pytest.raises(SystemExit) as stop:
         run_weekly({"dataset": dataset, "budget": 100.0, "epochs": 0, "seed": 42}, settings)
+    # the run ends with the failed task's own sentence
+    message = str(stop.value)
+    assert message.startswith(f"error: task {stopped_by} of promo_weekly failed: ")
+    if isinstance(expected, Refused):
+        assert message.endswith(f"IngestError: {expected.message}")
     states = _task_states(settings, dataset)
     assert states[stopped_by] == "failed"
     assert states["publish"] in (None, "upstream_failed")
