@@ -35,9 +35,21 @@ def _append(path: Path, *lines: str) -> None:
     path.write_text(path.read_text() + "".join(line + "\n" for line in lines))
 
 
+def _deliver_as_parts(then: Path, now: Path, table: str) -> None:
+    """now/<table>.csv as a folder of parts: the file as it was then, and a part of the rest."""
+    old = (then / f"{table}.csv").read_text()
+    new = (now / f"{table}.csv").read_text()
+    assert new.startswith(old)
+    (now / table).mkdir()
+    (now / f"{table}.csv").rename(now / table / "part-0.csv")
+    (now / table / "part-0.csv").write_text(old)
+    (now / table / "part-1.csv").write_text(old.splitlines(keepends=True)[0] + new[len(old):])
+
+
 @pytest.mark.integration
+@pytest.mark.parametrize("parts", [False, True], ids=["files", "later-rows-in-a-second-part"])
 def test_a_replay_loads_only_what_existed_at_its_time(settings: Settings, tiny_landing: Path,
-                                                       tmp_path: Path) -> None:
+                                                       tmp_path: Path, parts: bool) -> None:
     then = tmp_path / "then"
     shutil.copytree(tiny_landing, then)
     consents = pd.read_csv(then / "contact_consents.csv", dtype=str, keep_default_na=False)
@@ -58,6 +70,9 @@ def test_a_replay_loads_only_what_existed_at_its_time(settings: Settings, tiny_l
     _append(now / "inventory.csv", f"{product},2026-11-22,7")
     consents.loc[open_row, "withdrawn_at"] = "2026-11-18 09:00:00"
     consents.to_csv(now / "contact_consents.csv", index=False)
+    if parts:
+        for table in ("orders", "order_lines"):
+            _deliver_as_parts(then, now, table)
 
     replayed = run_ingest(now, "replay", settings, as_of=AS_OF, replay=True)
     assert _raw(settings) == before
