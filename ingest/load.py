@@ -292,10 +292,16 @@ LANDING_EXTRAS = frozenset({"import_report.json"})
 _FORMATS = (".csv", ".parquet")
 
 
+def _part_order(path: Path) -> list:
+    """Name order with numbers compared as numbers: part-2 before part-10."""
+    return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", path.name)]
+
+
 def _parts(folder: Path) -> list[Path]:
-    """The part files of a table's folder, in name order."""
-    parts = sorted(p for p in folder.iterdir()
-                   if p.suffix in _FORMATS and p.is_file() and p.name[0] not in "._")
+    """The part files of a table's folder, in name order (numbers as numbers)."""
+    parts = sorted((p for p in folder.iterdir()
+                    if p.suffix in _FORMATS and p.is_file() and p.name[0] not in "._"),
+                   key=_part_order)
     if not parts:
         raise IngestError(f"{folder.name}/ holds no .csv or .parquet part; put the {folder.name} "
                           f"rows in files such as {folder.name}/part-1.csv, or remove the folder.")

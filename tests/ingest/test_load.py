@@ -433,3 +433,20 @@ def test_unread_files_are_kept_in_the_audit_for_the_run_summary(
         ("promotions/readme.txt",)]
     run_ingest(tiny_landing, "clean-again", settings, as_of=AS_OF)
     assert landing_lines("clean-again", settings) == []
+
+
+def test_parts_are_read_in_the_order_of_their_numbers(tiny_landing: Path, tmp_path: Path) -> None:
+    from ingest.contract import TABLES_BY_NAME
+    from ingest.load import read_landing, validate
+
+    folder = tmp_path / "products"
+    folder.mkdir()
+    header, first, *rest = (tiny_landing / "products.csv").read_text().splitlines()
+    (folder / "part-2.csv").write_text("\n".join([header, first, *rest]) + "\n")
+    (folder / "part-10.csv").write_text(f"{header}\n{first.replace(',', ',renamed ', 1)}\n")
+    spec = TABLES_BY_NAME["products"]
+    checked = validate(read_landing(folder, spec), spec, {}, "t", AS_OF)
+    (row,) = checked.quarantine.itertuples()
+    assert (row.source_file, row.source_line, row.reason) == ("products/part-10.csv", 2,
+                                                              "duplicate_key")
+    assert "renamed" not in " ".join(checked.loaded["product_name"])
