@@ -408,15 +408,15 @@ def _together(folder: Path, parts: list[Landed]) -> Landed:
         if (part.header_width, part.present) != (first.header_width, first.present):
             raise IngestError(f"{part.source_file} has other columns than {first.source_file}; "
                               "export every part of a table with the same header.")
-    files = [p.source_file for p in parts]  # orders/part-1.csv
+    files = np.array([p.source_file for p in parts], dtype=object)  # orders/part-1.csv
     return Landed(
         f"{folder.name}/",
         pd.concat([p.values for p in parts], ignore_index=True),
         np.concatenate([p.lines for p in parts]),
         [bad for p in parts for bad in p.bad_format],
         first.header_width,
-        np.array([f for f, p in zip(files, parts) for _ in range(len(p.values))]
-                 + [f for f, p in zip(files, parts) for _ in p.bad_format], dtype=object),
+        np.concatenate([np.repeat(files, [len(p.values) for p in parts]),
+                        np.repeat(files, [len(p.bad_format) for p in parts])]),
     )
 
 

@@ -17,6 +17,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import quote
 
@@ -127,9 +128,8 @@ def _server_down(settings: Settings) -> str | None:
     import psycopg2
 
     try:
-        psycopg2.connect(host=settings.pg_host, port=settings.pg_port, dbname="postgres",
-                         user=settings.pg_user, password=settings.pg_password,
-                         connect_timeout=5).close()
+        psycopg2.connect(connect_timeout=5,
+                         **replace(settings, pg_db="postgres").psycopg_kwargs()).close()
     except psycopg2.OperationalError as error:
         first = (str(error).strip().splitlines() or [type(error).__name__])[0]
         return first.rsplit("failed: ", 1)[-1]
@@ -142,26 +142,21 @@ def fail_stale_test_runs(dag_id: str, settings: Settings) -> list[str]:
     Airflow's metadata too, stopped under it or the process was killed. Their unfinished tasks
     are marked as Airflow marks them when a run is failed by hand (running: failed, the others:
     skipped). Runs of the scheduler, the UI or the API are left alone. Returns the run ids."""
-    import psycopg2
+    from promoflow.warehouse import connect
 
-    conn = psycopg2.connect(host=settings.pg_host, port=settings.pg_port,
-                            dbname=f"{settings.pg_db}_airflow", user=settings.pg_user,
-                            password=settings.pg_password, connect_timeout=10)
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute(
-                "with stale as (update dag_run set state = 'failed', end_date = now() "
-                "  where dag_id = %s and state in ('running', 'queued') and triggered_by = 'TEST' "
-                "  returning dag_id, run_id), "
-                "tasks as (update task_instance t set state = case t.state when 'running' "
-                "  then 'failed' else 'skipped' end, end_date = now() from stale s "
-                "  where t.dag_id = s.dag_id and t.run_id = s.run_id and t.state in ("
-                "  'running', 'queued', 'scheduled', 'up_for_retry', 'up_for_reschedule', "
-                "  'deferred', 'restarting')) "
-                "select run_id from stale order by run_id", (dag_id,))
-            stale = [run_id for (run_id,) in cur.fetchall()]
-    finally:
-        conn.close()
+    with connect(replace(settings, pg_db=f"{settings.pg_db}_airflow")) as conn, \
+            conn.cursor() as cur:
+        cur.execute(
+            "with stale as (update dag_run set state = 'failed', end_date = now() "
+            "  where dag_id = %s and state in ('running', 'queued') and triggered_by = 'TEST' "
+            "  returning dag_id, run_id), "
+            "tasks as (update task_instance t set state = case t.state when 'running' "
+            "  then 'failed' else 'skipped' end, end_date = now() from stale s "
+            "  where t.dag_id = s.dag_id and t.run_id = s.run_id and t.state in ("
+            "  'running', 'queued', 'scheduled', 'up_for_retry', 'up_for_reschedule', "
+            "  'deferred', 'restarting')) "
+            "select run_id from stale order by run_id", (dag_id,))
+        stale = [run_id for (run_id,) in cur.fetchall()]
     for run_id in stale:
         log.warning("Airflow run %s of %s was left running by a run that stopped (PostgreSQL "
                     "or its process went away); marked failed", run_id, dag_id)

@@ -25,12 +25,12 @@ _CAUSES = {
     errno.EEXIST: "a file stands where a folder should be",
 }
 _JAVA_CAUSES = {
-    "No space left on device": errno.ENOSPC,
-    "Disk quota exceeded": errno.EDQUOT,
-    "Read-only file system": errno.EROFS,
-    "Permission denied": errno.EACCES,
-    "Mkdirs failed to create": errno.EACCES,
-    "Not a directory": errno.ENOTDIR,
+    "No space left on device": _CAUSES[errno.ENOSPC],
+    "Disk quota exceeded": _CAUSES[errno.EDQUOT],
+    "Read-only file system": _CAUSES[errno.EROFS],
+    "Permission denied": _CAUSES[errno.EACCES],
+    "Mkdirs failed to create": _CAUSES[errno.EACCES],
+    "Not a directory": _CAUSES[errno.ENOTDIR],
 }
 PROBE_BYTES = 1 << 20
 
@@ -72,10 +72,7 @@ def storage_cause(error: BaseException) -> str | None:
             return _CAUSES[seen.errno]
         seen = seen.__cause__ or seen.__context__
     text = str(error)
-    for marker, number in _JAVA_CAUSES.items():
-        if marker in text:
-            return _CAUSES[number]
-    return None
+    return next((cause for marker, cause in _JAVA_CAUSES.items() if marker in text), None)
 
 
 @contextmanager
